@@ -1,0 +1,143 @@
+"""Who is calling: the one local admin in mode `none`, or the `sub` of a verified JWT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import jwt
+
+from chatgate.core.config import Settings
+from chatgate.core.errors import Unauthorized
+
+log = logging.getLogger("chatgate.auth")
+ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+JWKS_REFRESH_FLOOR = 30.0  # seconds between refreshes caused by unknown key ids
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    is_admin: bool = False
+
+
+LOCAL_USER = User(id="local", is_admin=True)
+
+
+def _is_admin(claims: dict[str, Any]) -> bool:
+    roles = claims.get("roles")
+    return claims.get("role") == "admin" or (isinstance(roles, list) and "admin" in roles)
+
+
+class JwksKeys:
+    """Signing keys from a JWKS URL, fetched with aiohttp so the event loop never blocks."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+
+    async def close(self) -> None:
+        if self._http:
+            await self._http.close()
+
+    async def key_for(self, kid: str | None) -> jwt.PyJWK:
+        key = self._pick(kid)
+        if key is None and time.monotonic() - self._fetched_at > JWKS_REFRESH_FLOOR:
+            async with self._lock:
+                if (key := self._pick(kid)) is None:
+                    await self._refresh()
+                    key = self._pick(kid)
+        if key is None:
+            raise Unauthorized("the token's signing key is unknown", code="invalid_token")
+        return key
+
+    def _pick(self, kid: str | None) -> jwt.PyJWK | None:
+        if kid is not None:
+            return self._keys.get(kid)
+        return next(iter(self._keys.values()), None) if len(self._keys) == 1 else None
+
+    async def _refresh(self) -> None:
+        assert self._http is not None
+        self._fetched_at = time.monotonic()
+        try:
+            async with self._http.get(self._url) as response:
+                response.raise_for_status()
+                document = await response.json(content_type=None)
+            keyset = jwt.PyJWKSet.from_dict(document)
+        except (aiohttp.ClientError, TimeoutError, jwt.PyJWTError, ValueError) as exc:
+            log.warning("could not fetch JWKS from %s: %s", self._url, exc)
+            return
+        self._keys = {k.key_id or f"#{i}": k for i, k in enumerate(keyset.keys)}
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self.mode = settings.auth_mode
+        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        self._jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._audience = settings.jwt_audience
+        self._issuer = settings.jwt_issuer
+
+    async def start(self) -> None:
+        if self._jwks:
+            await self._jwks.start()
+
+    async def close(self) -> None:
+        if self._jwks:
+            await self._jwks.close()
+
+    async def authenticate(self, authorization: str | None) -> User:
+        if self.mode == "none":
+            return LOCAL_USER
+        if not authorization:
+            raise Unauthorized("an Authorization: Bearer token is required", code="missing_token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "the Authorization header must be 'Bearer <token>'", code="invalid_token"
+            )
+        claims = await self._verify(token.strip())
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise Unauthorized("the token has no usable 'sub' claim", code="invalid_token")
+        return User(id=subject, is_admin=_is_admin(claims))
+
+    async def _verify(self, token: str) -> dict[str, Any]:
+        options: jwt.types.Options = {
+            "require": ["sub", "exp"],
+            "verify_aud": self._audience is not None,
+        }
+        try:
+            header = jwt.get_unverified_header(token)
+            algorithm = header.get("alg")
+            if algorithm == "HS256" and self._secret:
+                key: Any = self._secret
+            elif algorithm in ASYMMETRIC and self._jwks:
+                key = (await self._jwks.key_for(header.get("kid"))).key
+            else:
+                raise Unauthorized(
+                    f"tokens signed with {algorithm!r} are not accepted", code="invalid_token"
+                )
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                options=options,
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the token has expired", code="token_expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"the token is not valid: {exc}", code="invalid_token") from None

@@ -1,0 +1,63 @@
+"""The context window: system prompt plus the newest whole messages that fit the budget.
+
+Built from the token counts stored on each message, so history is never re-tokenised.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatgate.chat.models import Message
+from chatgate.core.config import AssistantConfig
+from chatgate.core.errors import TooLarge
+from chatgate.providers.base import ChatTurn, Provider
+
+# Chat templates wrap each message in a few tokens of markup (role name, separators).
+MESSAGE_OVERHEAD = 4
+# How far back a context may reach, whatever the budget; bounds the work on very long sessions.
+MAX_CONTEXT_MESSAGES = 400
+CONTEXT_STATUSES = ("complete", "interrupted")
+
+
+def history_budget(assistant: AssistantConfig, provider: Provider, user_tokens: int) -> int:
+    """Tokens left for earlier messages; refuses a message that cannot fit on its own."""
+    fixed = provider.count_tokens(assistant.system_prompt) + 2 * MESSAGE_OVERHEAD
+    room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
+    if user_tokens > room:
+        raise TooLarge(
+            f"the message is about {user_tokens} tokens; assistant {assistant.id!r} can take "
+            f"at most {max(room, 0)} in one message",
+            code="context_length_exceeded",
+        )
+    return room - user_tokens
+
+
+async def load_context(db: AsyncSession, *, session_id: uuid.UUID, budget: int) -> list[ChatTurn]:
+    """The newest messages whose running token total stays within `budget`, oldest first."""
+    recent = (
+        select(Message.id, Message.role, Message.content, Message.token_count)
+        .where(
+            Message.session_id == session_id,
+            Message.status.in_(CONTEXT_STATUSES),
+            Message.content != "",
+        )
+        .order_by(Message.id.desc())
+        .limit(MAX_CONTEXT_MESSAGES)
+        .subquery()
+    )
+    running = func.sum(recent.c.token_count + MESSAGE_OVERHEAD).over(order_by=recent.c.id.desc())
+    ranked = select(recent.c.id, recent.c.role, recent.c.content, running.label("used")).subquery()
+    query = (
+        select(ranked.c.role, ranked.c.content).where(ranked.c.used <= budget).order_by(ranked.c.id)
+    )
+    return [ChatTurn(role=row.role, content=row.content) for row in await db.execute(query)]
+
+
+def build_messages(
+    assistant: AssistantConfig, history: list[ChatTurn], content: str
+) -> list[ChatTurn]:
+    system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
+    return [*system, *history, ChatTurn("user", content)]

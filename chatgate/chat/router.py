@@ -1,0 +1,227 @@
+"""Sessions, history and messages: thin HTTP over chat.service and chat.turns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from chatgate.chat import service
+from chatgate.chat.deps import OwnedSession, parse_id
+from chatgate.chat.schemas import (
+    HistoryAppend,
+    HistoryPage,
+    MessageOut,
+    SendMessage,
+    SendResult,
+    SessionCreate,
+    SessionOut,
+    SessionPage,
+    SessionUpdate,
+    StopResult,
+    SwitchAssistant,
+    SwitchResult,
+)
+from chatgate.chat.sse import answer_events
+from chatgate.chat.turns import Turn, TurnEnd, TurnManager
+from chatgate.core.deps import Catalog, CurrentUser, DbSession, Providers, SettingsDep
+from chatgate.core.errors import error_body
+from chatgate.core.responses import JSONBytes
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _turns(request: Request) -> TurnManager:
+    return request.app.state.turns
+
+
+@router.post("/sessions", response_model=SessionOut, status_code=201)
+async def create_session(
+    body: SessionCreate, db: DbSession, user: CurrentUser, catalog: Catalog, response: Response
+) -> SessionOut:
+    catalog.get(body.assistant_id)
+    session, created = await service.create_session(
+        db, user=user, assistant_id=body.assistant_id, session_id=body.id, title=body.title
+    )
+    if not created:
+        response.status_code = 200
+    return SessionOut.of(session)
+
+
+@router.get("/sessions", response_model=SessionPage)
+async def list_sessions(
+    db: DbSession,
+    user: CurrentUser,
+    assistant_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> SessionPage:
+    sessions, next_cursor = await service.list_sessions(
+        db, user=user, assistant_id=assistant_id, limit=limit, cursor=cursor
+    )
+    return SessionPage(
+        data=[SessionOut.of(s) for s in sessions],
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+async def get_session(session: OwnedSession) -> SessionOut:
+    return SessionOut.of(session)
+
+
+@router.patch("/sessions/{session_id}", response_model=SessionOut)
+async def rename_session(body: SessionUpdate, session: OwnedSession, db: DbSession) -> SessionOut:
+    return SessionOut.of(await service.rename_session(db, session=session, title=body.title))
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def delete_session(
+    session: OwnedSession, db: DbSession, user: CurrentUser, request: Request
+) -> Response:
+    if turn := _turns(request).running(session.id):
+        turn.stop("stopped")
+        await turn.result()
+    await service.delete_session(db, user=user, session=session)
+    return Response(status_code=204)
+
+
+@router.post("/switch-assistant", response_model=SwitchResult)
+async def switch_assistant(
+    body: SwitchAssistant, db: DbSession, user: CurrentUser, catalog: Catalog
+) -> SwitchResult:
+    catalog.get(body.assistant_id)
+    session, created = await service.switch_assistant(db, user=user, assistant_id=body.assistant_id)
+    return SwitchResult(session=SessionOut.of(session), created=created)
+
+
+@router.get("/history/{session_id}", response_model=HistoryPage)
+async def read_history(
+    session: OwnedSession,
+    db: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: str | None = None,
+) -> JSONBytes:
+    before_id = parse_id(before, what="before") if before else None
+    page, next_before = await service.history_page(
+        db, session_id=session.id, limit=limit, before=before_id
+    )
+    # Serialised straight to JSON: this is the hottest read in the service.
+    return JSONBytes(
+        {
+            "session_id": str(session.id),
+            "data": [MessageOut.of(m).model_dump(mode="json") for m in page],
+            "has_more": next_before is not None,
+            "next_before": str(next_before) if next_before else None,
+        }
+    )
+
+
+@router.post("/history", response_model=MessageOut, status_code=201)
+async def append_history(
+    body: HistoryAppend,
+    db: DbSession,
+    user: CurrentUser,
+    settings: SettingsDep,
+    catalog: Catalog,
+    providers: Providers,
+) -> MessageOut:
+    service.check_content(body.content, settings)
+    session = await service.get_owned_session(db, user=user, session_id=body.session_id)
+    provider = providers.get(catalog.get(session.assistant_id).provider)
+    message = await service.append_message(
+        db,
+        session=session,
+        role=body.role,
+        content=body.content,
+        token_count=provider.count_tokens(body.content),
+    )
+    return MessageOut.of(message)
+
+
+def _failure(end: TurnEnd, **extra: Any) -> JSONBytes:
+    assert end.error is not None
+    body = error_body(end.error.code, end.error.message)
+    return JSONBytes(
+        {**body, "message": MessageOut.of(end.message).model_dump(mode="json"), **extra},
+        status_code=end.error.status,
+        headers=end.error.headers,
+    )
+
+
+@router.post(
+    "/sessions/{session_id}/messages",
+    response_model=SendResult,
+    responses={202: {"description": "async: the task id to poll"}},
+)
+async def send_message(
+    body: SendMessage,
+    session: OwnedSession,
+    user: CurrentUser,
+    settings: SettingsDep,
+    catalog: Catalog,
+    providers: Providers,
+    request: Request,
+) -> Response:
+    service.check_content(body.content, settings)
+    assistant = catalog.get(session.assistant_id)
+    turn: Turn = await _turns(request).begin(
+        user=user,
+        session=session,
+        assistant=assistant,
+        provider=providers.get(assistant.provider),
+        content=body.content,
+    )
+    if body.response_mode == "async":
+        return JSONBytes(
+            {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}, status_code=202
+        )
+    if body.response_mode == "streaming":
+        # Wait for the first token, so an engine that fails before answering gets its own status.
+        await turn.first_output.wait()
+        if turn.task and turn.task.done() and turn.task.result().error and not turn.answer.content:
+            return _failure(turn.task.result())
+        return StreamingResponse(
+            answer_events(turn), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+    end = await turn.result()
+    if end.error is not None:
+        return _failure(end, user_message=MessageOut.of(turn.user_message).model_dump(mode="json"))
+    return JSONBytes(
+        SendResult(
+            user_message=MessageOut.of(turn.user_message), message=MessageOut.of(end.message)
+        ).model_dump(mode="json")
+    )
+
+
+@router.post("/sessions/{session_id}/stop", response_model=StopResult)
+async def stop_answer(session: OwnedSession, request: Request) -> StopResult:
+    turn = _turns(request).running(session.id)
+    if turn is None:
+        return StopResult(stopped=False)
+    turn.stop("stopped")
+    end = await turn.result()
+    return StopResult(stopped=True, message=MessageOut.of(end.message))
+
+
+TASK_STATUS = {
+    "streaming": "running",
+    "complete": "succeeded",
+    "failed": "failed",
+    "interrupted": "failed",
+}
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(task_id: str, db: DbSession, user: CurrentUser) -> dict[str, Any]:
+    message = await service.get_owned_answer(
+        db, user=user, message_id=parse_id(task_id, what="task_id")
+    )
+    return {
+        "task_id": task_id,
+        "status": TASK_STATUS[message.status],
+        "message": MessageOut.of(message).model_dump(mode="json"),
+    }

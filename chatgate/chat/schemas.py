@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from chatgate.chat.models import ChatSession, Message
+
+MessageRole = Literal["user", "assistant", "system"]
+MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
+ResponseMode = Literal["blocking", "streaming", "async"]
+
+
+class SessionCreate(BaseModel):
+    assistant_id: str = Field(min_length=1, max_length=64)
+    id: uuid.UUID | None = Field(None, description="client-made id; makes creation idempotent")
+    title: str | None = Field(None, max_length=200)
+
+
+class SessionUpdate(BaseModel):
+    title: str = Field(max_length=200)
+
+
+class SessionOut(BaseModel):
+    id: str
+    assistant_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+    @classmethod
+    def of(cls, session: ChatSession) -> SessionOut:
+        return cls(
+            id=str(session.id),
+            assistant_id=session.assistant_id,
+            title=session.title,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            message_count=session.message_count,
+        )
+
+
+class SessionPage(BaseModel):
+    data: list[SessionOut]
+    has_more: bool
+    next_cursor: str | None
+
+
+class SwitchAssistant(BaseModel):
+    assistant_id: str = Field(min_length=1, max_length=64)
+
+
+class SwitchResult(BaseModel):
+    session: SessionOut
+    created: bool
+
+
+class MessageOut(BaseModel):
+    id: str
+    session_id: str
+    role: MessageRole
+    content: str
+    status: MessageStatus
+    created_at: datetime
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, message: Message) -> MessageOut:
+        return cls(
+            id=str(message.id),
+            session_id=str(message.session_id),
+            role=message.role,
+            content=message.content,
+            status=message.status,
+            created_at=message.created_at,
+            model=message.model,
+            usage=message.usage,
+            error=message.error,
+        )
+
+
+class HistoryPage(BaseModel):
+    session_id: str
+    data: list[MessageOut]
+    has_more: bool
+    next_before: str | None
+
+
+class HistoryAppend(BaseModel):
+    session_id: uuid.UUID
+    role: MessageRole
+    content: str
+
+
+class SendMessage(BaseModel):
+    content: str
+    response_mode: ResponseMode = "blocking"
+
+
+class SendResult(BaseModel):
+    user_message: MessageOut
+    message: MessageOut
+
+
+class StopResult(BaseModel):
+    stopped: bool
+    message: MessageOut | None = None

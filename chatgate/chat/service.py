@@ -1,0 +1,228 @@
+"""Sessions and history: plain async functions over one database session."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Update, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatgate.audit.service import record_audit_event
+from chatgate.auth.service import User
+from chatgate.chat.models import ChatSession, Message
+from chatgate.core.config import Settings
+from chatgate.core.errors import BadRequest, Conflict, NotFound, TooLarge
+from chatgate.core.time import utcnow
+
+TITLE_LENGTH = 60
+
+
+def session_not_found() -> NotFound:
+    return NotFound("session not found", code="session_not_found")
+
+
+def check_content(content: str, settings: Settings) -> None:
+    """The one check every stored or sent text passes; nothing is written before it."""
+    if not content.strip():
+        raise BadRequest("content must not be empty or blank", code="empty_content")
+    if len(content) > settings.max_content_chars:
+        raise TooLarge(
+            f"content is {len(content)} characters; the limit is {settings.max_content_chars}",
+            code="content_too_large",
+        )
+
+
+async def get_owned_session(db: AsyncSession, *, user: User, session_id: uuid.UUID) -> ChatSession:
+    session = await db.get(ChatSession, session_id)
+    if session is None or session.user_id != user.id:
+        raise session_not_found()
+    return session
+
+
+async def create_session(
+    db: AsyncSession,
+    *,
+    user: User,
+    assistant_id: str,
+    session_id: uuid.UUID | None = None,
+    title: str | None = None,
+) -> tuple[ChatSession, bool]:
+    """Returns the session and whether it was created; a client-made id makes this idempotent."""
+    if session_id is not None:
+        existing = await db.get(ChatSession, session_id)
+        if existing is not None:
+            if existing.user_id != user.id:
+                # Never reveal that another user's session exists.
+                raise Conflict("this session id is already taken", code="session_id_conflict")
+            return existing, False
+    now = utcnow()
+    session = ChatSession(
+        user_id=user.id,
+        assistant_id=assistant_id,
+        title=(title or "").strip(),
+        created_at=now,
+        updated_at=now,
+        message_count=0,
+    )
+    if session_id is not None:
+        session.id = session_id
+    db.add(session)
+    await db.commit()
+    return session, True
+
+
+def _encode_cursor(updated_at: datetime, session_id: uuid.UUID) -> str:
+    raw = f"{updated_at.isoformat()}|{session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(
+            "the cursor is not one this service issued", code="invalid_cursor"
+        ) from None
+
+
+async def list_sessions(
+    db: AsyncSession, *, user: User, assistant_id: str | None, limit: int, cursor: str | None
+) -> tuple[list[ChatSession], str | None]:
+    query = select(ChatSession).where(ChatSession.user_id == user.id)
+    if assistant_id:
+        query = query.where(ChatSession.assistant_id == assistant_id)
+    if cursor:
+        stamp, ident = _decode_cursor(cursor)
+        query = query.where(tuple_(ChatSession.updated_at, ChatSession.id) < tuple_(stamp, ident))
+    query = query.order_by(ChatSession.updated_at.desc(), ChatSession.id.desc()).limit(limit + 1)
+    sessions = list((await db.scalars(query)).all())
+    if len(sessions) > limit:
+        last = sessions[limit - 1]
+        return sessions[:limit], _encode_cursor(last.updated_at, last.id)
+    return sessions, None
+
+
+async def rename_session(db: AsyncSession, *, session: ChatSession, title: str) -> ChatSession:
+    session.title = title.strip()
+    session.updated_at = utcnow()
+    await db.commit()
+    return session
+
+
+async def delete_session(db: AsyncSession, *, user: User, session: ChatSession) -> None:
+    record_audit_event(
+        db,
+        action="session.deleted",
+        user_id=user.id,
+        target_type="session",
+        target_id=str(session.id),
+        details={"assistant_id": session.assistant_id, "message_count": session.message_count},
+    )
+    await db.delete(session)
+    await db.commit()
+
+
+async def latest_session(db: AsyncSession, *, user: User, assistant_id: str) -> ChatSession | None:
+    query = (
+        select(ChatSession)
+        .where(ChatSession.user_id == user.id, ChatSession.assistant_id == assistant_id)
+        .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
+        .limit(1)
+    )
+    return (await db.scalars(query)).first()
+
+
+async def switch_assistant(
+    db: AsyncSession, *, user: User, assistant_id: str
+) -> tuple[ChatSession, bool]:
+    session = await latest_session(db, user=user, assistant_id=assistant_id)
+    created = session is None
+    if session is None:
+        now = utcnow()
+        session = ChatSession(
+            user_id=user.id,
+            assistant_id=assistant_id,
+            title="",
+            created_at=now,
+            updated_at=now,
+            message_count=0,
+        )
+        db.add(session)
+        await db.flush()
+    record_audit_event(
+        db,
+        action="assistant.switched",
+        user_id=user.id,
+        target_type="session",
+        target_id=str(session.id),
+        details={"assistant_id": assistant_id, "created": created},
+    )
+    await db.commit()
+    return session, created
+
+
+async def history_page(
+    db: AsyncSession, *, session_id: uuid.UUID, limit: int, before: uuid.UUID | None
+) -> tuple[list[Message], uuid.UUID | None]:
+    """The newest `limit` messages older than `before`, oldest first, and the next `before`."""
+    query = select(Message).where(Message.session_id == session_id)
+    if before is not None:
+        query = query.where(Message.id < before)
+    query = query.order_by(Message.id.desc()).limit(limit + 1)
+    rows = list((await db.scalars(query)).all())
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    page.reverse()
+    return page, (page[0].id if has_more and page else None)
+
+
+def bump_session(session_id: uuid.UUID, *, added: int, title: str | None = None) -> Update:
+    values: dict[str, object] = {
+        "message_count": ChatSession.message_count + added,
+        "updated_at": utcnow(),
+    }
+    if title:
+        values["title"] = func.coalesce(func.nullif(ChatSession.title, ""), title)
+    return update(ChatSession).where(ChatSession.id == session_id).values(**values)
+
+
+async def append_message(
+    db: AsyncSession,
+    *,
+    session: ChatSession,
+    role: str,
+    content: str,
+    token_count: int,
+) -> Message:
+    message = Message(
+        session_id=session.id,
+        role=role,
+        content=content,
+        status="complete",
+        token_count=token_count,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    db.add(message)
+    title = content.strip()[:TITLE_LENGTH] if role == "user" else None
+    await db.execute(bump_session(session.id, added=1, title=title))
+    await db.commit()
+    return message
+
+
+async def get_owned_answer(db: AsyncSession, *, user: User, message_id: uuid.UUID) -> Message:
+    query = (
+        select(Message)
+        .join(ChatSession, ChatSession.id == Message.session_id)
+        .where(
+            Message.id == message_id, Message.role == "assistant", ChatSession.user_id == user.id
+        )
+    )
+    message = (await db.scalars(query)).first()
+    if message is None:
+        raise NotFound("task not found", code="task_not_found")
+    return message

@@ -1,0 +1,52 @@
+"""Server-sent events for one answer: message_start, delta (new text only), message_end or error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from chatgate.chat.schemas import MessageOut
+from chatgate.chat.turns import Turn, TurnEnd
+from chatgate.core.errors import error_body
+
+
+def format_event(event_id: int, name: str, data: Any) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
+
+
+def message_json(end: TurnEnd) -> dict[str, Any]:
+    return MessageOut.of(end.message).model_dump(mode="json")
+
+
+async def answer_events(turn: Turn) -> AsyncIterator[bytes]:
+    event_id = 1
+    try:
+        yield format_event(
+            event_id,
+            "message_start",
+            {
+                "session_id": str(turn.session_id),
+                "user_message_id": str(turn.user_message.id),
+                "message_id": str(turn.answer.id),
+            },
+        )
+        while True:
+            item = await turn.events.get()
+            event_id += 1
+            if isinstance(item, str):
+                yield format_event(event_id, "delta", {"text": item})
+                continue
+            if item.error is not None:
+                body = error_body(item.error.code, item.error.message)
+                yield format_event(event_id, "error", {**body, "message": message_json(item)})
+            else:
+                usage = item.message.usage or {}
+                yield format_event(
+                    event_id, "message_end", {"message": message_json(item), "usage": usage}
+                )
+            return
+    finally:
+        # The client went away (or the response failed): end the answer, keeping its text.
+        turn.stop("client_disconnected")

@@ -1,0 +1,92 @@
+"""`chatgate serve` and `chatgate migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+
+from chatgate.core.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("chatgate.cli")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _settings(config: str | None) -> Settings:
+    if config:
+        os.environ["CHATGATE_CONFIG"] = os.path.abspath(config)
+    return load_settings()
+
+
+def migrate(args: argparse.Namespace) -> None:
+    from chatgate.core.migrate import upgrade_database
+
+    settings = _settings(args.config)
+    upgrade_database(settings.database_url)
+    print("database is up to date")
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from chatgate.core.migrate import upgrade_database
+
+    settings = _settings(args.config)
+    if settings.auth_mode == "none" and not _is_loopback(args.host):
+        raise ConfigError(
+            f"auth mode 'none' only serves on a loopback address, not {args.host}; "
+            "set CHATGATE_AUTH_MODE=jwt (with CHATGATE_JWT_SECRET or CHATGATE_JWT_JWKS_URL) "
+            "to serve other hosts"
+        )
+    if args.workers > 1 and not settings.redis_url:
+        print(
+            "warning: several workers without CHATGATE_REDIS_URL keep running answers per "
+            "process; stop reaches only the worker that runs the answer",
+            file=sys.stderr,
+        )
+    upgrade_database(settings.database_url)
+    uvicorn.run(
+        "chatgate.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="chatgate", description="A self-hosted AI chat gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run migrations if needed and serve the API")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--workers", type=int, default=1)
+    serve_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    serve_cmd.set_defaults(run=serve)
+    migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
+    migrate_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    migrate_cmd.set_defaults(run=migrate)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except ConfigError as exc:
+        print(f"chatgate: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

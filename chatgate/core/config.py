@@ -1,0 +1,205 @@
+"""One typed settings tree: environment variables (`CHATGATE_*`) over an optional YAML file."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
+class ConfigError(RuntimeError):
+    """Bad configuration, reported at start-up with a message a person can act on."""
+
+
+class Timeouts(BaseModel):
+    connect: float = Field(5.0, gt=0, description="seconds to open the connection")
+    first_token: float = Field(30.0, gt=0, description="seconds until the first token")
+    total: float = Field(300.0, gt=0, description="seconds for the whole answer")
+
+
+class ProviderConfig(BaseModel):
+    id: str = Field(pattern=ID_PATTERN)
+    type: Literal["openai", "local"]
+    base_url: str | None = None
+    api_key_env: str | None = None
+    stream: bool = True
+    timeouts: Timeouts = Timeouts()
+    # local only
+    model_path: str | None = None
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = None
+    max_concurrency: int = Field(1, ge=1)
+    queue_timeout: float = Field(
+        10.0, gt=0, description="seconds a request may wait for the engine"
+    )
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> ProviderConfig:
+        if self.type != "local" and not self.base_url:
+            raise ValueError(f"provider {self.id!r} of type {self.type} needs a base_url")
+        return self
+
+    def api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if value is None:
+            raise ConfigError(
+                f"provider {self.id!r}: environment variable {self.api_key_env} is not set"
+            )
+        return value
+
+
+class AssistantConfig(BaseModel):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    provider: str
+    model: str
+    system_prompt: str = ""
+    max_context_tokens: int = Field(2048, ge=64)
+    max_answer_tokens: int = Field(512, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _answer_fits(self) -> AssistantConfig:
+        if self.max_answer_tokens >= self.max_context_tokens:
+            raise ValueError(
+                f"assistant {self.id!r}: max_answer_tokens must be below max_context_tokens"
+            )
+        return self
+
+
+DEFAULT_PROVIDERS = [ProviderConfig(id="local", type="local")]
+DEFAULT_ASSISTANTS = [
+    AssistantConfig(
+        id="helper",
+        name="General helper",
+        description="A friendly assistant for everyday questions.",
+        provider="local",
+        model="smollm2-135m-instruct",
+        system_prompt="You are a helpful, concise assistant. Answer clearly in a few sentences.",
+        max_context_tokens=1536,
+        max_answer_tokens=256,
+        temperature=0.3,
+    ),
+    AssistantConfig(
+        id="support",
+        name="Customer support",
+        description="Answers questions about orders, shipping and returns.",
+        provider="local",
+        model="smollm2-135m-instruct",
+        system_prompt=(
+            "You are a polite customer-service agent for an online shop. You help with orders, "
+            "shipping, returns and refunds. Keep answers short and ask for the order number "
+            "when you need it."
+        ),
+        max_context_tokens=1536,
+        max_answer_tokens=256,
+        temperature=0.3,
+    ),
+]
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The YAML file named by `CHATGATE_CONFIG`; environment variables win over it."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("CHATGATE_CONFIG")
+        if not path:
+            return {}
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATGATE_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./data/chatgate.db"
+    database_pool_size: int = Field(10, ge=1)
+    redis_url: str | None = None
+    auth_mode: Literal["none", "jwt"] = "none"
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    max_content_chars: int = Field(32_000, ge=1, description="longest message text accepted")
+    stream_flush_seconds: float = Field(
+        1.0, gt=0, description="how often a streaming answer's text is saved while it grows"
+    )
+    log_level: str = "INFO"
+    providers: list[ProviderConfig] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
+    assistants: list[AssistantConfig] = Field(default_factory=lambda: list(DEFAULT_ASSISTANTS))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CHATGATE_JWT_SECRET must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.auth_mode == "jwt" and not (self.jwt_secret or self.jwt_jwks_url):
+            raise ValueError("auth mode jwt needs CHATGATE_JWT_SECRET or CHATGATE_JWT_JWKS_URL")
+        provider_ids = [p.id for p in self.providers]
+        if len(set(provider_ids)) != len(provider_ids):
+            raise ValueError("provider ids must be unique")
+        assistant_ids = [a.id for a in self.assistants]
+        if len(set(assistant_ids)) != len(assistant_ids):
+            raise ValueError("assistant ids must be unique")
+        for assistant in self.assistants:
+            if assistant.provider not in provider_ids:
+                raise ValueError(
+                    f"assistant {assistant.id!r} names unknown provider {assistant.provider!r}"
+                )
+        if not self.assistants:
+            raise ValueError("at least one assistant is needed")
+        return self
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    """Read and validate settings, turning validation failures into one readable ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from exc

@@ -1,0 +1,54 @@
+"""`Annotated` dependency aliases: the one way handlers get settings, database, user and engines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatgate.assistants.service import AssistantCatalog
+from chatgate.auth.service import User
+from chatgate.core.config import Settings
+from chatgate.core.db import Database
+from chatgate.providers.registry import ProviderRegistry
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _database(request: Request) -> Database:
+    return request.app.state.database
+
+
+async def _db_session(
+    database: Annotated[Database, Depends(_database)],
+) -> AsyncIterator[AsyncSession]:
+    async with database.session() as session:
+        yield session
+
+
+async def _current_user(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> User:
+    user: User = await request.app.state.authenticator.authenticate(authorization)
+    request.state.user_id = user.id
+    return user
+
+
+def _catalog(request: Request) -> AssistantCatalog:
+    return request.app.state.catalog
+
+
+def _providers(request: Request) -> ProviderRegistry:
+    return request.app.state.providers
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DatabaseDep = Annotated[Database, Depends(_database)]
+DbSession = Annotated[AsyncSession, Depends(_db_session)]
+CurrentUser = Annotated[User, Depends(_current_user)]
+Catalog = Annotated[AssistantCatalog, Depends(_catalog)]
+Providers = Annotated[ProviderRegistry, Depends(_providers)]

@@ -1,0 +1,128 @@
+"""One error vocabulary: domain exceptions, mapped by one handler to the envelope of API.md."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chatgate.core.responses import JSONBytes
+from chatgate.core.tracing import current_trace_id
+
+log = logging.getLogger("chatgate.errors")
+
+
+class AppError(Exception):
+    """A failure with an HTTP status and a stable snake_case code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(AppError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class TooLarge(AppError):
+    status, code = 413, "too_large"
+
+
+class ServiceUnavailable(AppError):
+    status, code = 503, "service_unavailable"
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "trace_id": current_trace_id(), **extra}}
+
+
+def error_response(error: AppError) -> JSONBytes:
+    return JSONBytes(
+        error_body(error.code, error.message), status_code=error.status, headers=error.headers
+    )
+
+
+_STATUS_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONBytes:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONBytes:
+        errors = exc.errors()
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return JSONBytes(
+                error_body("invalid_json", "the request body is not valid JSON"), status_code=400
+            )
+        details = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg")}
+            for err in errors
+        ]
+        message = "; ".join(_describe(err) for err in errors[:5])
+        return JSONBytes(error_body("validation_error", message, details=details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONBytes:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return JSONBytes(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
+        log.exception("unhandled error")
+        return JSONBytes(
+            error_body("internal_error", "an unexpected error occurred"), status_code=500
+        )

