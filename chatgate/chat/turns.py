@@ -123,6 +123,7 @@ class TurnManager:
             temperature=assistant.temperature,
             user=user.id,
             trace_id=trace_id,
+            session_state=dict((session.provider_state or {}).get(provider.id, {})),
         )
         turn = Turn(session_id=session.id, user_message=user_message, answer=answer)
         self._active[session.id] = turn
@@ -155,6 +156,10 @@ class TurnManager:
                         await self._save_partial(turn.answer.id, "".join(parts))
                 if chunk.usage:
                     turn.usage = chunk.usage
+                if chunk.session_state:
+                    await self._save_session_state(
+                        turn.session_id, provider.id, chunk.session_state
+                    )
         except asyncio.CancelledError:
             status = "interrupted"
         except ProviderError as exc:
@@ -176,6 +181,18 @@ class TurnManager:
                 .where(Message.id == message_id)
                 .values(content=text, updated_at=utcnow())
             )
+            await db.commit()
+
+    async def _save_session_state(
+        self, session_id: uuid.UUID, provider_id: str, state: dict[str, str]
+    ) -> None:
+        async with self._database.session() as db:
+            session = await db.get(ChatSession, session_id)
+            if session is None:
+                return
+            stored = dict(session.provider_state or {})
+            stored[provider_id] = {**stored.get(provider_id, {}), **state}
+            session.provider_state = stored
             await db.commit()
 
     async def _finish(

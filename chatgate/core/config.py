@@ -26,7 +26,7 @@ class Timeouts(BaseModel):
 
 class ProviderConfig(BaseModel):
     id: str = Field(pattern=ID_PATTERN)
-    type: Literal["openai", "local"]
+    type: Literal["openai", "anthropic", "dify", "local"]
     base_url: str | None = None
     api_key_env: str | None = None
     stream: bool = True

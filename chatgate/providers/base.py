@@ -25,6 +25,8 @@ class CompletionRequest:
     temperature: float | None = None
     user: str | None = None
     trace_id: str | None = None
+    # What this engine keeps about the session between turns (e.g. Dify's conversation_id).
+    session_state: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -48,7 +50,8 @@ class Chunk:
     usage: Usage | None = None
     finish_reason: str | None = None
     model: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    # New per-session engine state to store on the session (merged into what is there).
+    session_state: dict[str, str] | None = None
 
 
 class Provider(Protocol):

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+
 from chatgate.core.config import ProviderConfig
 from chatgate.core.errors import ServiceUnavailable
 from chatgate.providers.base import Provider
 
+# type -> (module, class); imported on use, so llama.cpp loads only when a local engine is set.
+PROVIDER_CLASSES = {
+    "local": ("chatgate.providers.local", "LocalProvider"),
+    "openai": ("chatgate.providers.openai", "OpenAIProvider"),
+    "anthropic": ("chatgate.providers.anthropic", "AnthropicProvider"),
+    "dify": ("chatgate.providers.dify", "DifyProvider"),
+}
+
 
 def build_provider(config: ProviderConfig) -> Provider:
-    if config.type == "local":
-        from chatgate.providers.local import LocalProvider
-
-        return LocalProvider(config)
-    from chatgate.providers.openai import OpenAIProvider
-
-    return OpenAIProvider(config)
+    module, name = PROVIDER_CLASSES[config.type]
+    provider: Provider = getattr(importlib.import_module(module), name)(config)
+    return provider
 
 
 class ProviderRegistry:
