@@ -10,7 +10,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
 
+from chatgate.assistants.router import admin_router
 from chatgate.assistants.router import router as assistants_router
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import Authenticator
@@ -35,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url, pool_size=settings.database_pool_size)
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         providers = ProviderRegistry(settings.providers)
+        catalog = AssistantCatalog(
+            database=database, redis=redis, provider_ids={p.id for p in settings.providers}
+        )
+        await catalog.seed(settings.assistants)
         authenticator = Authenticator(settings)
         await providers.start()
         await authenticator.start()
@@ -44,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("marked %d unfinished answers as interrupted", recovered)
         turns = TurnManager(database=database, settings=settings)
         app.state.database = database
+        app.state.redis = redis
+        app.state.catalog = catalog
         app.state.providers = providers
         app.state.authenticator = authenticator
         app.state.turns = turns
@@ -54,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await authenticator.close()
             await providers.close()
             await database.close()
+            if redis is not None:
+                await redis.aclose()
 
     app = FastAPI(
         title="chatgate",
@@ -62,11 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.catalog = AssistantCatalog(settings.assistants)
     app.add_middleware(TraceIdMiddleware)
     install_error_handlers(app)
     app.include_router(gateway_router)
     app.include_router(assistants_router)
+    app.include_router(admin_router)
     app.include_router(chat_router)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 

@@ -1,6 +1,17 @@
-from pydantic import BaseModel
+from __future__ import annotations
 
-from chatgate.core.config import AssistantConfig
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from chatgate.core.config import ID_PATTERN, AssistantConfig
+
+
+class Assistant(AssistantConfig):
+    """An assistant as it is now: its configuration plus its version and whether it is on."""
+
+    enabled: bool = True
+    version: int = 1
 
 
 class AssistantOut(BaseModel):
@@ -11,7 +22,7 @@ class AssistantOut(BaseModel):
     model: str
 
     @classmethod
-    def of(cls, assistant: AssistantConfig) -> "AssistantOut":
+    def of(cls, assistant: AssistantConfig) -> AssistantOut:
         return cls(
             id=assistant.id,
             name=assistant.name,
@@ -23,3 +34,28 @@ class AssistantOut(BaseModel):
 
 class AssistantList(BaseModel):
     data: list[AssistantOut]
+
+
+class AssistantCreate(AssistantConfig):
+    id: str = Field(pattern=ID_PATTERN)
+
+
+class AssistantUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    provider: str | None = None
+    model: str | None = Field(None, min_length=1, max_length=200)
+    system_prompt: str | None = None
+    max_context_tokens: int | None = Field(None, ge=64)
+    max_answer_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    enabled: bool | None = None
+
+
+class AssistantAdminOut(Assistant):
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssistantAdminList(BaseModel):
+    data: list[AssistantAdminOut]

@@ -1,22 +1,189 @@
-"""The assistants a caller can talk to, seeded from configuration."""
+"""The assistant catalog: rows in the database, cached per process, fresh on every request.
+
+Each change bumps a revision (in Redis when configured, so every process sees it; in process
+otherwise). A request compares the revision with the one its cache was loaded at and reloads
+when they differ, so an edit is effective on the next request everywhere, with no restart.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy import select
+
+from chatgate.assistants.models import AssistantRow
+from chatgate.assistants.schemas import Assistant, AssistantCreate, AssistantUpdate
+from chatgate.audit.service import record_audit_event
+from chatgate.auth.service import User
 from chatgate.core.config import AssistantConfig
-from chatgate.core.errors import NotFound
+from chatgate.core.db import Database
+from chatgate.core.errors import AppError, Conflict, NotFound
+from chatgate.core.time import utcnow
+
+REVISION_KEY = "chatgate:assistants:revision"
+FIELDS = tuple(AssistantConfig.model_fields)
+
+
+def _from_row(row: AssistantRow) -> Assistant:
+    return Assistant.model_validate({f: getattr(row, f) for f in (*FIELDS, "enabled", "version")})
+
+
+def assistant_not_found(assistant_id: str) -> NotFound:
+    return NotFound(f"assistant {assistant_id!r} does not exist", code="assistant_not_found")
 
 
 class AssistantCatalog:
-    def __init__(self, assistants: list[AssistantConfig]) -> None:
-        self._by_id = {assistant.id: assistant for assistant in assistants}
+    def __init__(self, *, database: Database, redis: Redis | None, provider_ids: set[str]) -> None:
+        self._database = database
+        self._redis = redis
+        self._provider_ids = provider_ids
+        self._by_id: dict[str, Assistant] = {}
+        self._loaded_revision: int | None = None
+        self._local_revision = 0
+        self._lock = asyncio.Lock()
 
-    def all(self) -> list[AssistantConfig]:
-        return list(self._by_id.values())
+    async def seed(self, configs: list[AssistantConfig]) -> None:
+        """Adds the configured assistants that the database does not have yet."""
+        async with self._database.session() as db:
+            existing = set((await db.scalars(select(AssistantRow.id))).all())
+            now = utcnow()
+            for config in configs:
+                if config.id not in existing:
+                    db.add(
+                        AssistantRow(
+                            **config.model_dump(),
+                            enabled=True,
+                            version=1,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            await db.commit()
+        await self._bump_revision()
 
-    def get(self, assistant_id: str) -> AssistantConfig:
-        try:
-            return self._by_id[assistant_id]
-        except KeyError:
-            raise NotFound(
-                f"assistant {assistant_id!r} does not exist", code="assistant_not_found"
-            ) from None
+    async def _revision(self) -> int:
+        if self._redis is None:
+            return self._local_revision
+        return int(await self._redis.get(REVISION_KEY) or 0)
+
+    async def _bump_revision(self) -> None:
+        if self._redis is None:
+            self._local_revision += 1
+        else:
+            await self._redis.incr(REVISION_KEY)
+
+    async def _current(self) -> dict[str, Assistant]:
+        revision = await self._revision()
+        if revision != self._loaded_revision:
+            async with self._lock:
+                if revision != self._loaded_revision:
+                    async with self._database.session() as db:
+                        rows = (await db.scalars(select(AssistantRow))).all()
+                    self._by_id = {row.id: _from_row(row) for row in rows}
+                    self._loaded_revision = revision
+        return self._by_id
+
+    async def get(self, assistant_id: str) -> Assistant:
+        """An enabled assistant, or a clear 404/409."""
+        assistant = (await self._current()).get(assistant_id)
+        if assistant is None:
+            raise assistant_not_found(assistant_id)
+        if not assistant.enabled:
+            raise Conflict(f"assistant {assistant_id!r} is disabled", code="assistant_disabled")
+        return assistant
+
+    async def enabled(self) -> list[Assistant]:
+        return [a for a in (await self._current()).values() if a.enabled]
+
+    async def everything(self) -> list[AssistantRow]:
+        async with self._database.session() as db:
+            return list((await db.scalars(select(AssistantRow).order_by(AssistantRow.id))).all())
+
+    async def row(self, assistant_id: str) -> AssistantRow:
+        async with self._database.session() as db:
+            row = await db.get(AssistantRow, assistant_id)
+        if row is None:
+            raise assistant_not_found(assistant_id)
+        return row
+
+    def _check_provider(self, provider: str) -> None:
+        if provider not in self._provider_ids:
+            raise AppError(
+                f"provider {provider!r} is not configured; known: {sorted(self._provider_ids)}",
+                code="unknown_provider",
+                status=422,
+            )
+
+    async def create(self, *, user: User, spec: AssistantCreate) -> AssistantRow:
+        self._check_provider(spec.provider)
+        async with self._database.session() as db:
+            if await db.get(AssistantRow, spec.id) is not None:
+                raise Conflict(f"assistant {spec.id!r} already exists", code="assistant_exists")
+            now = utcnow()
+            row = AssistantRow(
+                **spec.model_dump(), enabled=True, version=1, created_at=now, updated_at=now
+            )
+            db.add(row)
+            record_audit_event(
+                db,
+                action="assistant.created",
+                user_id=user.id,
+                target_type="assistant",
+                target_id=spec.id,
+                details={"version": 1, **spec.model_dump()},
+            )
+            await db.commit()
+        await self._bump_revision()
+        return row
+
+    async def update(
+        self, *, user: User, assistant_id: str, changes: AssistantUpdate
+    ) -> AssistantRow:
+        values = changes.model_dump(exclude_unset=True)
+        if "provider" in values:
+            self._check_provider(values["provider"])
+        async with self._database.session() as db:
+            row = await db.get(AssistantRow, assistant_id)
+            if row is None:
+                raise assistant_not_found(assistant_id)
+            before = {k: getattr(row, k) for k in values}
+            merged = {**{f: getattr(row, f) for f in FIELDS}, **values}
+            merged.pop("enabled", None)
+            try:
+                AssistantConfig.model_validate(merged)
+            except ValidationError as exc:
+                message = "; ".join(str(e["msg"]) for e in exc.errors())
+                raise AppError(message, code="invalid_assistant", status=422) from None
+            changed = {k: v for k, v in values.items() if before[k] != v}
+            if changed:
+                for key, value in changed.items():
+                    setattr(row, key, value)
+                row.version += 1
+                row.updated_at = utcnow()
+                action = (
+                    "assistant.disabled" if changed.get("enabled") is False else "assistant.updated"
+                )
+                details: dict[str, Any] = {
+                    "version": row.version,
+                    "changes": {k: {"from": before[k], "to": v} for k, v in changed.items()},
+                }
+                record_audit_event(
+                    db,
+                    action=action,
+                    user_id=user.id,
+                    target_type="assistant",
+                    target_id=assistant_id,
+                    details=details,
+                )
+            await db.commit()
+        if changed:
+            await self._bump_revision()
+        return row
+
+    async def disable(self, *, user: User, assistant_id: str) -> AssistantRow:
+        return await self.update(
+            user=user, assistant_id=assistant_id, changes=AssistantUpdate(enabled=False)
+        )

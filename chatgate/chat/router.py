@@ -41,7 +41,7 @@ def _turns(request: Request) -> TurnManager:
 async def create_session(
     body: SessionCreate, db: DbSession, user: CurrentUser, catalog: Catalog, response: Response
 ) -> SessionOut:
-    catalog.get(body.assistant_id)
+    await catalog.get(body.assistant_id)
     session, created = await service.create_session(
         db, user=user, assistant_id=body.assistant_id, session_id=body.id, title=body.title
     )
@@ -93,7 +93,7 @@ async def delete_session(
 async def switch_assistant(
     body: SwitchAssistant, db: DbSession, user: CurrentUser, catalog: Catalog
 ) -> SwitchResult:
-    catalog.get(body.assistant_id)
+    await catalog.get(body.assistant_id)
     session, created = await service.switch_assistant(db, user=user, assistant_id=body.assistant_id)
     return SwitchResult(session=SessionOut.of(session), created=created)
 
@@ -131,7 +131,7 @@ async def append_history(
 ) -> MessageOut:
     service.check_content(body.content, settings)
     session = await service.get_owned_session(db, user=user, session_id=body.session_id)
-    provider = providers.get(catalog.get(session.assistant_id).provider)
+    provider = providers.get((await catalog.get(session.assistant_id)).provider)
     message = await service.append_message(
         db,
         session=session,
@@ -167,7 +167,7 @@ async def send_message(
     request: Request,
 ) -> Response:
     service.check_content(body.content, settings)
-    assistant = catalog.get(session.assistant_id)
+    assistant = await catalog.get(session.assistant_id)
     turn: Turn = await _turns(request).begin(
         user=user,
         session=session,

@@ -12,6 +12,7 @@ from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import User
 from chatgate.core.config import Settings
 from chatgate.core.db import Database
+from chatgate.core.errors import Forbidden
 from chatgate.providers.registry import ProviderRegistry
 
 
@@ -38,6 +39,12 @@ async def _current_user(
     return user
 
 
+async def _admin_user(user: Annotated[User, Depends(_current_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("this needs an admin", code="admin_required")
+    return user
+
+
 def _catalog(request: Request) -> AssistantCatalog:
     return request.app.state.catalog
 
@@ -50,5 +57,6 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 DatabaseDep = Annotated[Database, Depends(_database)]
 DbSession = Annotated[AsyncSession, Depends(_db_session)]
 CurrentUser = Annotated[User, Depends(_current_user)]
+AdminUser = Annotated[User, Depends(_admin_user)]
 Catalog = Annotated[AssistantCatalog, Depends(_catalog)]
 Providers = Annotated[ProviderRegistry, Depends(_providers)]

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import chatgate.assistants.models
 import chatgate.audit.models
 import chatgate.chat.models  # noqa: F401  (registers the tables)
 from chatgate.core.db import Base, create_engine
