@@ -24,6 +24,7 @@ from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import TraceIdMiddleware
 from chatgate.gateway.router import router as gateway_router
+from chatgate.openai_compat.router import router as openai_router
 from chatgate.providers.registry import ProviderRegistry
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assistants_router)
     app.include_router(admin_router)
     app.include_router(chat_router)
+    app.include_router(openai_router)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -60,14 +60,17 @@ class OpenAIProvider:
             headers["traceparent"] = traceparent
         return headers
 
+    def _streams(self, request: CompletionRequest) -> bool:
+        return self.config.stream and request.stream
+
     def _body(self, request: CompletionRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "max_tokens": request.max_tokens,
-            "stream": self.config.stream,
+            "stream": self._streams(request),
         }
-        if self.config.stream:
+        if body["stream"]:
             body["stream_options"] = {"include_usage": True}
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -94,7 +97,7 @@ class OpenAIProvider:
                 if response.status >= 400:
                     async with asyncio.timeout_at(deadline):
                         await self._raise_for_status(response)
-                if not self.config.stream:
+                if not self._streams(request):
                     async with asyncio.timeout_at(deadline):
                         body = await response.read()
                     yield self._chunk_from_completion(orjson.loads(body))

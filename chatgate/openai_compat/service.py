@@ -1,0 +1,148 @@
+"""Maps OpenAI's chat-completions dialect onto an assistant: its prompt, engine and limits."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from chatgate.assistants.schemas import Assistant
+from chatgate.auth.service import User
+from chatgate.chat.context import MESSAGE_OVERHEAD
+from chatgate.core.errors import AppError
+from chatgate.core.tracing import current_trace_id
+from chatgate.openai_compat.schemas import ChatCompletionRequest
+from chatgate.providers.base import (
+    ChatTurn,
+    Chunk,
+    CompletionRequest,
+    Provider,
+    ProviderError,
+    Usage,
+)
+
+
+def completion_request(
+    body: ChatCompletionRequest, *, assistant: Assistant, provider: Provider, user: User
+) -> CompletionRequest:
+    """The assistant's system prompt first, then the newest whole client messages that fit."""
+    turns = [
+        ChatTurn("system" if m.role == "developer" else m.role, m.text())
+        for m in body.messages
+    ]
+    room = (
+        assistant.max_context_tokens
+        - assistant.max_answer_tokens
+        - provider.count_tokens(assistant.system_prompt)
+        - MESSAGE_OVERHEAD
+    )
+    kept: list[ChatTurn] = []
+    for turn in reversed(turns):
+        cost = provider.count_tokens(turn.content) + MESSAGE_OVERHEAD
+        if cost > room:
+            if not kept:
+                raise AppError(
+                    f"the last message is about {cost} tokens; model {assistant.id!r} takes at "
+                    f"most {max(room, 0)}",
+                    code="context_length_exceeded",
+                    status=400,
+                )
+            break
+        room -= cost
+        kept.append(turn)
+    kept.reverse()
+    system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
+    wanted = body.max_completion_tokens or body.max_tokens or assistant.max_answer_tokens
+    return CompletionRequest(
+        model=assistant.model,
+        messages=[*system, *kept],
+        max_tokens=min(wanted, assistant.max_answer_tokens),
+        temperature=body.temperature if body.temperature is not None else assistant.temperature,
+        user=user.id,
+        trace_id=current_trace_id() or None,
+        stream=body.stream,
+    )
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+async def complete(provider: Provider, request: CompletionRequest, *, model: str) -> dict[str, Any]:
+    parts: list[str] = []
+    usage, finish = Usage(), "stop"
+    async for chunk in provider.stream(request):
+        parts.append(chunk.text)
+        usage = chunk.usage or usage
+        finish = _finish_reason(chunk.finish_reason) or finish
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(parts)},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage.as_dict(),
+    }
+
+
+def _finish_reason(reason: str | None) -> str | None:
+    if reason in (None, "stop", "length", "content_filter"):
+        return reason
+    return "length" if reason in ("max_tokens", "max_output_tokens") else "stop"
+
+
+async def completion_events(
+    first: Chunk, rest: AsyncIterator[Chunk], *, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """OpenAI's `chat.completion.chunk` stream: role, content deltas, finish, usage, [DONE]."""
+    head = {
+        "id": completion_id(),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
+
+    usage, finish = Usage(), "stop"
+    try:
+        yield event({"role": "assistant", "content": ""})
+        chunk: Chunk | None = first
+        while chunk is not None:
+            if chunk.text:
+                yield event({"content": chunk.text})
+            usage = chunk.usage or usage
+            finish = _finish_reason(chunk.finish_reason) or finish
+            chunk = await anext(rest, None)
+        yield event({}, finish)
+        if include_usage:
+            yield (
+                b"data: "
+                + orjson.dumps({**head, "choices": [], "usage": usage.as_dict()})
+                + b"\n\n"
+            )
+        yield b"data: [DONE]\n\n"
+    except ProviderError as exc:
+        error = {
+            "message": exc.message,
+            "type": "server_error",
+            "param": None,
+            "code": exc.code,
+            "trace_id": current_trace_id(),
+        }
+        yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
