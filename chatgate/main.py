@@ -26,6 +26,7 @@ from chatgate.core.tracing import TraceIdMiddleware
 from chatgate.gateway.router import router as gateway_router
 from chatgate.openai_compat.router import router as openai_router
 from chatgate.providers.registry import ProviderRegistry
+from chatgate.qa.router import router as qa_router
 
 WEB = Path(__file__).resolve().parent / "web"
 log = logging.getLogger("chatgate")
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(chat_router)
     app.include_router(openai_router)
+    app.include_router(qa_router)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -39,6 +39,10 @@ class ProviderConfig(BaseModel):
     queue_timeout: float = Field(
         10.0, gt=0, description="seconds a request may wait for the engine"
     )
+    # dify only: which Service API the app offers (a chat app keeps its own conversations)
+    dify_app_type: Literal["chat", "completion"] = "chat"
+    # anthropic only: the `anthropic-version` header
+    anthropic_version: str = "2023-06-01"
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> ProviderConfig:
@@ -145,6 +149,9 @@ class Settings(BaseSettings):
     stream_flush_seconds: float = Field(
         1.0, gt=0, description="how often a streaming answer's text is saved while it grows"
     )
+    default_assistant: str | None = Field(
+        None, description="the assistant of /v1/qa when none is named; the first one if unset"
+    )
     log_level: str = "INFO"
     providers: list[ProviderConfig] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
     assistants: list[AssistantConfig] = Field(default_factory=lambda: list(DEFAULT_ASSISTANTS))
@@ -184,6 +191,8 @@ class Settings(BaseSettings):
                 )
         if not self.assistants:
             raise ValueError("at least one assistant is needed")
+        if self.default_assistant and self.default_assistant not in assistant_ids:
+            raise ValueError(f"default_assistant {self.default_assistant!r} is not an assistant")
         return self
 
     @cached_property

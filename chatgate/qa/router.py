@@ -1,0 +1,68 @@
+"""`POST /v1/qa`: the simplest call for a business backend, one question in, one answer out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from chatgate.auth.service import User
+from chatgate.chat import service
+from chatgate.chat.turns import TurnManager
+from chatgate.core.deps import Catalog, CurrentUser, DbSession, Providers, SettingsDep
+from chatgate.core.errors import AppError, BadRequest, Forbidden
+from chatgate.core.tracing import current_trace_id
+from chatgate.qa.schemas import Answer, Question
+
+router = APIRouter(prefix="/v1", tags=["qa"])
+
+
+def acting_user(caller: User, user_id: str | None) -> User:
+    """The end user a question is asked for: the caller, or whom an admin names."""
+    if user_id is None or user_id == caller.id:
+        return caller
+    if not caller.is_admin:
+        raise Forbidden("only admins may ask for another user", code="acting_for_user_forbidden")
+    return User(id=user_id)
+
+
+@router.post("/qa", response_model=Answer)
+async def ask(
+    body: Question,
+    request: Request,
+    caller: CurrentUser,
+    db: DbSession,
+    settings: SettingsDep,
+    catalog: Catalog,
+    providers: Providers,
+) -> Answer:
+    service.check_content(body.question, settings)
+    user = acting_user(caller, body.user_id)
+    if body.session_id is not None:
+        session = await service.get_owned_session(db, user=user, session_id=body.session_id)
+        if body.assistant_id and body.assistant_id != session.assistant_id:
+            raise BadRequest(
+                f"session {session.id} belongs to assistant {session.assistant_id!r}",
+                code="assistant_mismatch",
+            )
+        assistant = await catalog.get(session.assistant_id)
+    else:
+        assistant_id = body.assistant_id or settings.default_assistant or settings.assistants[0].id
+        assistant = await catalog.get(assistant_id)
+        session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
+    turns: TurnManager = request.app.state.turns
+    turn = await turns.begin(
+        user=user,
+        session=session,
+        assistant=assistant,
+        provider=providers.get(assistant.provider),
+        content=body.question,
+    )
+    end = await turn.result()
+    if end.error is not None:
+        raise end.error
+    if end.message.status != "complete":
+        raise AppError(
+            "the answer was stopped before it finished", code="answer_interrupted", status=409
+        )
+    return Answer(
+        answer=end.message.content, trace_id=current_trace_id(), session_id=str(session.id)
+    )

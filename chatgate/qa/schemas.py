@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, Field
+
+
+class Question(BaseModel):
+    question: str
+    user_id: str | None = Field(None, min_length=1, max_length=255)
+    session_id: uuid.UUID | None = None
+    assistant_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class Answer(BaseModel):
+    answer: str
+    trace_id: str
+    session_id: str
