@@ -1,4 +1,4 @@
-"""`chatgate serve` and `chatgate migrate`."""
+"""`chatgate serve`, `chatgate migrate` and `chatgate worker`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,15 @@ def serve(args: argparse.Namespace) -> None:
     )
 
 
+def worker(args: argparse.Namespace) -> None:
+    from chatgate.tasks.worker import run_worker
+
+    settings = _settings(args.config)
+    if not settings.redis_url:
+        raise ConfigError("chatgate worker needs CHATGATE_REDIS_URL: the queue lives in Redis")
+    run_worker(settings)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="chatgate", description="A self-hosted AI chat gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
     migrate_cmd.add_argument("--config", help="YAML file of providers and assistants")
     migrate_cmd.set_defaults(run=migrate)
+    worker_cmd = commands.add_parser("worker", help="write queued answers from Redis")
+    worker_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    worker_cmd.set_defaults(run=worker)
     args = parser.parse_args(argv)
     try:
         args.run(args)

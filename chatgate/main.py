@@ -16,8 +16,9 @@ from chatgate.assistants.router import admin_router
 from chatgate.assistants.router import router as assistants_router
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import Authenticator
+from chatgate.chat.answers import AnswerWriter, recover_unfinished_answers
 from chatgate.chat.router import router as chat_router
-from chatgate.chat.turns import TurnManager, recover_unfinished_answers
+from chatgate.chat.turns import TurnManager
 from chatgate.core.config import Settings, load_settings
 from chatgate.core.db import Database
 from chatgate.core.errors import install_error_handlers
@@ -27,6 +28,7 @@ from chatgate.gateway.router import router as gateway_router
 from chatgate.openai_compat.router import router as openai_router
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.qa.router import router as qa_router
+from chatgate.tasks.queue import TaskQueue
 
 WEB = Path(__file__).resolve().parent / "web"
 log = logging.getLogger("chatgate")
@@ -48,10 +50,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticator = Authenticator(settings)
         await providers.start()
         await authenticator.start()
-        recovered = await recover_unfinished_answers(database, all_rows=settings.is_sqlite)
+        # One embedded process owns every answer; with Redis, workers may still be writing some.
+        recovered = await recover_unfinished_answers(
+            database, all_rows=settings.is_sqlite and not settings.redis_url
+        )
         if recovered:
             log.warning("marked %d unfinished answers as interrupted", recovered)
-        turns = TurnManager(database=database, settings=settings)
+        queue = (
+            await TaskQueue.connect(settings.redis_url, queue_name=settings.task_queue)
+            if settings.redis_url
+            else None
+        )
+        writer = AnswerWriter(database=database, flush_every=settings.stream_flush_seconds)
+        turns = TurnManager(database=database, writer=writer, queue=queue)
         app.state.database = database
         app.state.redis = redis
         app.state.catalog = catalog
@@ -62,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await turns.shutdown()
+            if queue is not None:
+                await queue.close()
             await authenticator.close()
             await providers.close()
             await database.close()

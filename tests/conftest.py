@@ -9,6 +9,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
 from tests.doubles.openai_api import OpenAIDouble
@@ -84,7 +86,7 @@ def double_provider(double_url: str, **timeouts: float) -> ProviderConfig:
     )
 
 
-def test_settings(database_url: str, double_url: str, **overrides: Any) -> Settings:
+def settings_for(database_url: str, double_url: str, **overrides: Any) -> Settings:
     os.environ["DOUBLE_API_KEY"] = "sk-double"
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -149,7 +151,7 @@ class Gateway:
 
 @pytest.fixture(scope="session")
 def gateway(database_url: str, openai_double: Double) -> Iterator[Gateway]:
-    settings = test_settings(database_url, openai_double.url)
+    settings = settings_for(database_url, openai_double.url)
     with run_chatgate(settings) as url:
         yield Gateway(url=url, settings=settings, double=openai_double)
 
@@ -216,3 +218,63 @@ def parse_sse(raw: str) -> list[dict[str, Any]]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- shared helpers for the chat-core suites -------------------------------------------------
+
+
+def remote_only_settings(database_url: str, double_url: str, **overrides: Any) -> Settings:
+    """Test settings without the local engine: for dedicated gateways that need no model."""
+    assistants = [
+        a for a in settings_for(database_url, double_url).assistants if a.provider != "local"
+    ]
+    values: dict[str, Any] = {
+        "providers": [double_provider(double_url)],
+        "assistants": assistants,
+        **overrides,
+    }
+    return settings_for(database_url, double_url, **values)
+
+
+@asynccontextmanager
+async def open_caller(
+    url: str, user_id: str | None = None, *, token: str | None = None
+) -> AsyncIterator[Caller]:
+    """A Caller on any running chatgate (the `alice`/`bob` fixtures are on `gateway`)."""
+    user_id = user_id or f"user-{uuid.uuid4().hex[:12]}"
+    headers = {"Authorization": f"Bearer {token or make_token(user_id)}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+        yield Caller(user_id=user_id, http=http)
+
+
+@asynccontextmanager
+async def read_database(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A database session of the test's own, to check what chatgate really stored."""
+    engine = create_async_engine(database_url)
+    try:
+        async with AsyncSession(engine) as db:
+            yield db
+    finally:
+        await engine.dispose()
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error envelope of API.md, with the status, code and the response's own trace id."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    error = body["error"]
+    assert error["code"] == code, body
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["trace_id"] and error["trace_id"] == response.headers["x-trace-id"]
+    return body
+
+
+@asynccontextmanager
+async def serve_chatgate(settings: Settings) -> AsyncIterator[str]:
+    """`run_chatgate` for async tests: its migrations run their own event loop, so in a thread."""
+    server = run_chatgate(settings)
+    url = await asyncio.to_thread(server.__enter__)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(server.__exit__, None, None, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import uvicorn
@@ -17,7 +18,9 @@ from tests.doubles.server import free_port
 
 @contextmanager
 def run_chatgate(settings: Settings, port: int | None = None) -> Iterator[str]:
-    upgrade_database(settings.database_url)
+    # Alembic runs its own event loop: a thread of its own keeps it apart from a test's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade_database, settings.database_url).result()
     port = port or free_port()
     config = uvicorn.Config(
         create_app(settings),

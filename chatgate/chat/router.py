@@ -8,8 +8,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from chatgate.chat import service
+from chatgate.chat.answers import TurnEnd
 from chatgate.chat.deps import OwnedSession, parse_id
 from chatgate.chat.schemas import (
+    NO_NUL,
     HistoryAppend,
     HistoryPage,
     MessageOut,
@@ -24,7 +26,7 @@ from chatgate.chat.schemas import (
     SwitchResult,
 )
 from chatgate.chat.sse import answer_events
-from chatgate.chat.turns import Turn, TurnEnd, TurnManager
+from chatgate.chat.turns import Turn, TurnManager
 from chatgate.core.deps import Catalog, CurrentUser, DbSession, Providers, SettingsDep
 from chatgate.core.errors import error_body
 from chatgate.core.responses import JSONBytes
@@ -54,7 +56,7 @@ async def create_session(
 async def list_sessions(
     db: DbSession,
     user: CurrentUser,
-    assistant_id: str | None = None,
+    assistant_id: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> SessionPage:
@@ -168,17 +170,20 @@ async def send_message(
 ) -> Response:
     service.check_content(body.content, settings)
     assistant = await catalog.get(session.assistant_id)
-    turn: Turn = await _turns(request).begin(
-        user=user,
-        session=session,
-        assistant=assistant,
-        provider=providers.get(assistant.provider),
-        content=body.content,
+    turns = _turns(request)
+    provider = providers.get(assistant.provider)
+    if body.response_mode == "async" and turns.queue is not None:
+        prepared = await turns.submit(
+            user=user, session=session, assistant=assistant, provider=provider, content=body.content
+        )
+        task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}
+        return JSONBytes(task, status_code=202)
+    turn: Turn = await turns.begin(
+        user=user, session=session, assistant=assistant, provider=provider, content=body.content
     )
     if body.response_mode == "async":
-        return JSONBytes(
-            {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}, status_code=202
-        )
+        task = {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}
+        return JSONBytes(task, status_code=202)
     if body.response_mode == "streaming":
         # Wait for the first token, so an engine that fails before answering gets its own status.
         await turn.first_output.wait()
@@ -198,13 +203,22 @@ async def send_message(
 
 
 @router.post("/sessions/{session_id}/stop", response_model=StopResult)
-async def stop_answer(session: OwnedSession, request: Request) -> StopResult:
-    turn = _turns(request).running(session.id)
-    if turn is None:
+async def stop_answer(session: OwnedSession, db: DbSession, request: Request) -> StopResult:
+    turns = _turns(request)
+    if turn := turns.running(session.id):
+        turn.stop("stopped")
+        end = await turn.result()
+        return StopResult(stopped=True, message=MessageOut.of(end.message))
+    answer = await service.streaming_answer(db, session_id=session.id)
+    if answer is None or turns.queue is None:
         return StopResult(stopped=False)
-    turn.stop("stopped")
-    end = await turn.result()
-    return StopResult(stopped=True, message=MessageOut.of(end.message))
+    # The worker catches the abort to save the text so far, so the job ends "successfully":
+    # whether it stopped shows in the stored status, not in arq's answer.
+    await turns.queue.abort(answer.id)
+    await db.refresh(answer)
+    if answer.status == "streaming":
+        return StopResult(stopped=False)
+    return StopResult(stopped=True, message=MessageOut.of(answer))
 
 
 TASK_STATUS = {
@@ -216,12 +230,18 @@ TASK_STATUS = {
 
 
 @router.get("/tasks/{task_id}")
-async def get_task(task_id: str, db: DbSession, user: CurrentUser) -> dict[str, Any]:
+async def get_task(
+    task_id: str, db: DbSession, user: CurrentUser, request: Request
+) -> dict[str, Any]:
     message = await service.get_owned_answer(
         db, user=user, message_id=parse_id(task_id, what="task_id")
     )
+    status = TASK_STATUS[message.status]
+    queue = _turns(request).queue
+    if message.status == "streaming" and queue is not None:
+        status = await queue.status(message.id) or status
     return {
         "task_id": task_id,
-        "status": TASK_STATUS[message.status],
+        "status": status,
         "message": MessageOut.of(message).model_dump(mode="json"),
     }

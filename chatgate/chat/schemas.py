@@ -11,16 +11,18 @@ from chatgate.chat.models import ChatSession, Message
 MessageRole = Literal["user", "assistant", "system"]
 MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
 ResponseMode = Literal["blocking", "streaming", "async"]
+# PostgreSQL text cannot hold U+0000, so no backend accepts it.
+NO_NUL = r"^[^\x00]*$"
 
 
 class SessionCreate(BaseModel):
     assistant_id: str = Field(min_length=1, max_length=64)
     id: uuid.UUID | None = Field(None, description="client-made id; makes creation idempotent")
-    title: str | None = Field(None, max_length=200)
+    title: str | None = Field(None, max_length=200, pattern=NO_NUL)
 
 
 class SessionUpdate(BaseModel):
-    title: str = Field(max_length=200)
+    title: str = Field(max_length=200, pattern=NO_NUL)
 
 
 class SessionOut(BaseModel):

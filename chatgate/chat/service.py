@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Update, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatgate.audit.service import record_audit_event
@@ -27,6 +28,9 @@ def check_content(content: str, settings: Settings) -> None:
     """The one check every stored or sent text passes; nothing is written before it."""
     if not content.strip():
         raise BadRequest("content must not be empty or blank", code="empty_content")
+    if "\x00" in content:
+        # PostgreSQL text cannot hold it; refused on every backend alike.
+        raise BadRequest("content must not contain NUL (U+0000) characters", code="invalid_content")
     if len(content) > settings.max_content_chars:
         raise TooLarge(
             f"content is {len(content)} characters; the limit is {settings.max_content_chars}",
@@ -50,13 +54,8 @@ async def create_session(
     title: str | None = None,
 ) -> tuple[ChatSession, bool]:
     """Returns the session and whether it was created; a client-made id makes this idempotent."""
-    if session_id is not None:
-        existing = await db.get(ChatSession, session_id)
-        if existing is not None:
-            if existing.user_id != user.id:
-                # Never reveal that another user's session exists.
-                raise Conflict("this session id is already taken", code="session_id_conflict")
-            return existing, False
+    if session_id is not None and (existing := await db.get(ChatSession, session_id)):
+        return _existing_session(existing, user=user), False
     now = utcnow()
     session = ChatSession(
         user_id=user.id,
@@ -69,8 +68,23 @@ async def create_session(
     if session_id is not None:
         session.id = session_id
     db.add(session)
-    await db.commit()
+    try:
+        await db.commit()
+    except IntegrityError:
+        # A concurrent retry with the same client-made id inserted it first.
+        await db.rollback()
+        existing = await db.get(ChatSession, session_id) if session_id else None
+        if existing is None:
+            raise
+        return _existing_session(existing, user=user), False
     return session, True
+
+
+def _existing_session(existing: ChatSession, *, user: User) -> ChatSession:
+    if existing.user_id != user.id:
+        # Never reveal that another user's session exists.
+        raise Conflict("this session id is already taken", code="session_id_conflict")
+    return existing
 
 
 def _encode_cursor(updated_at: datetime, session_id: uuid.UUID) -> str:
@@ -226,3 +240,14 @@ async def get_owned_answer(db: AsyncSession, *, user: User, message_id: uuid.UUI
     if message is None:
         raise NotFound("task not found", code="task_not_found")
     return message
+
+
+async def streaming_answer(db: AsyncSession, *, session_id: uuid.UUID) -> Message | None:
+    """The session's answer still being written, if any (by this process or a worker)."""
+    query = (
+        select(Message)
+        .where(Message.session_id == session_id, Message.status == "streaming")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return (await db.scalars(query)).first()

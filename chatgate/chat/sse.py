@@ -1,4 +1,8 @@
-"""Server-sent events for one answer: message_start, delta (new text only), message_end or error."""
+"""Server-sent events for one answer: message_start, delta (new text only), message_end or error.
+
+An engine may rewrite the answer so far (Dify's output moderation): that is sent as one
+`delta` with `"replace": true`, whose text replaces everything received before it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import Any
 
 import orjson
 
+from chatgate.chat.answers import TurnEnd
 from chatgate.chat.schemas import MessageOut
-from chatgate.chat.turns import Turn, TurnEnd
+from chatgate.chat.turns import Replacement, Turn
 from chatgate.core.errors import error_body
 
 
@@ -37,6 +42,9 @@ async def answer_events(turn: Turn) -> AsyncIterator[bytes]:
             event_id += 1
             if isinstance(item, str):
                 yield format_event(event_id, "delta", {"text": item})
+                continue
+            if isinstance(item, Replacement):
+                yield format_event(event_id, "delta", {"text": item.text, "replace": True})
                 continue
             if item.error is not None:
                 body = error_body(item.error.code, item.error.message)

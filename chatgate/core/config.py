@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/chatgate.db"
     database_pool_size: int = Field(10, ge=1)
     redis_url: str | None = None
+    task_queue: str = Field("chatgate:queue", description="Redis queue of async answers")
+    worker_concurrency: int = Field(8, ge=1, description="answers one worker writes at once")
     auth_mode: Literal["none", "jwt"] = "none"
     jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None

@@ -1,0 +1,171 @@
+"""Async answers on the Redis queue, written by `chatgate worker` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from arq.connections import RedisSettings, create_pool
+from arq.jobs import Job
+
+from chatgate.core.config import Settings
+from tests.conftest import Double, make_token, settings_for
+from tests.runner import run_chatgate
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def queued_settings(database_url: str, openai_double: Double, tmp_path: Path) -> Settings:
+    base = settings_for(database_url, openai_double.url)
+    return base.model_copy(update={
+        "redis_url": REDIS_URL,
+        "task_queue": f"chatgate-test:{secrets.token_hex(4)}",
+        "providers": [p for p in base.providers if p.type != "local"],
+        "assistants": [a for a in base.assistants if a.provider != "local"],
+    })  # fmt: skip
+
+
+@contextmanager
+def workers(
+    settings: Settings, tmp_path: Path, count: int = 1, concurrency: int = 8
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Starts `chatgate worker` processes and waits until each says it is ready."""
+    config = tmp_path / "worker.yaml"
+    config.write_text(yaml.safe_dump({
+        "providers": [p.model_dump(mode="json") for p in settings.providers],
+        "assistants": [a.model_dump(mode="json") for a in settings.assistants],
+    }))  # fmt: skip
+    env = {
+        **os.environ,
+        "CHATGATE_CONFIG": str(config),
+        "CHATGATE_DATABASE_URL": settings.database_url,
+        "CHATGATE_REDIS_URL": REDIS_URL,
+        "CHATGATE_TASK_QUEUE": settings.task_queue,
+        "CHATGATE_STREAM_FLUSH_SECONDS": "0.2",
+        "CHATGATE_WORKER_CONCURRENCY": str(concurrency),
+    }
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "chatgate.cli", "worker"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(count)
+    ]  # fmt: skip
+    for proc in procs:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if b"worker ready" in line:
+                break
+        else:
+            raise RuntimeError("a worker exited before it was ready")
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+@pytest.fixture
+async def http_for() -> AsyncIterator[Any]:
+    clients: list[httpx.AsyncClient] = []
+
+    def make(url: str, user: str) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {make_token(user)}"}, timeout=30
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def ask_async(http: httpx.AsyncClient, content: str) -> tuple[str, str]:
+    session = (await http.post("/v1/sessions", json={"assistant_id": "echo"})).json()
+    response = await http.post(
+        f"/v1/sessions/{session['id']}/messages",
+        json={"content": content, "response_mode": "async"},
+    )
+    assert response.status_code == 202, response.text
+    return session["id"], response.json()["task_id"]
+
+
+async def wait_task(
+    http: httpx.AsyncClient, task_id: str, status: str, seconds: float = 30
+) -> dict[str, Any]:
+    task: dict[str, Any] = {}
+    for _ in range(int(seconds / 0.1)):
+        task = (await http.get(f"/v1/tasks/{task_id}")).json()
+        if task["status"] == status:
+            return task
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"task {task_id} stayed {task.get('status')}, wanted {status}")
+
+
+async def test_queued_task_survives_an_api_restart(
+    queued_settings: Settings, tmp_path: Path, http_for: Any
+) -> None:
+    with run_chatgate(queued_settings) as first_api:
+        http = http_for(first_api, "async-user")
+        _, task_id = await ask_async(http, "remember me")
+        assert (await http.get(f"/v1/tasks/{task_id}")).json()["status"] == "queued"
+    # The API process is gone; no worker has run yet. A new API and a worker pick it up.
+    with run_chatgate(queued_settings) as second_api, workers(queued_settings, tmp_path):
+        http = http_for(second_api, "async-user")
+        task = await wait_task(http, task_id, "succeeded")
+    assert task["message"]["content"] == "echo: remember me"
+    assert task["message"]["status"] == "complete"
+
+
+async def test_several_workers_share_the_load(
+    queued_settings: Settings, tmp_path: Path, http_for: Any
+) -> None:
+    with (
+        run_chatgate(queued_settings) as api,
+        workers(queued_settings, tmp_path, count=2, concurrency=1),
+    ):
+        http = http_for(api, "load-user")
+        tasks = [(await ask_async(http, "[[slow 8 0.1]]"))[1] for _ in range(6)]
+        for task_id in tasks:
+            done = await wait_task(http, task_id, "succeeded")
+            assert done["message"]["content"] == " ".join(f"w{i}" for i in range(8)) + " "
+        redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+        results = [
+            await Job(t, redis, _queue_name=queued_settings.task_queue).result(timeout=5)
+            for t in tasks
+        ]
+        await redis.aclose()
+    assert len({r["worker"] for r in results}) == 2
+
+
+async def test_stop_reaches_the_worker_and_keeps_the_text(
+    queued_settings: Settings, tmp_path: Path, http_for: Any
+) -> None:
+    with run_chatgate(queued_settings) as api, workers(queued_settings, tmp_path):
+        http = http_for(api, "stop-user")
+        session_id, task_id = await ask_async(http, "[[slow 200 0.05]]")
+        await wait_task(http, task_id, "running")
+        for _ in range(50):
+            page = (await http.get(f"/v1/history/{session_id}")).json()
+            if page["data"][1]["content"]:
+                break
+            await asyncio.sleep(0.1)
+        stop = (await http.post(f"/v1/sessions/{session_id}/stop")).json()
+        assert stop["stopped"] is True
+        assert stop["message"]["status"] == "interrupted"
+        kept = stop["message"]["content"]
+        assert kept.startswith("w0 w1") and len(kept.split()) < 200
+        task = (await http.get(f"/v1/tasks/{task_id}")).json()
+        assert task["status"] == "failed" and task["message"]["content"] == kept
