@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from chatgate.assistants.router import admin_router
 from chatgate.assistants.router import router as assistants_router
 from chatgate.assistants.service import AssistantCatalog
+from chatgate.audit.router import router as audit_router
 from chatgate.auth.service import Authenticator
 from chatgate.chat.answers import AnswerWriter, recover_unfinished_answers
 from chatgate.chat.router import router as chat_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gateway_router)
     app.include_router(assistants_router)
     app.include_router(admin_router)
+    app.include_router(audit_router)
     app.include_router(chat_router)
     app.include_router(openai_router)
     app.include_router(qa_router)
