@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import sys
+import tempfile
 
 from chatgate.core.config import ConfigError, Settings, load_settings
 
@@ -55,6 +56,9 @@ def serve(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     upgrade_database(settings.database_url)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics in any worker sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatgate-metrics-")
     uvicorn.run(
         "chatgate.main:create_app",
         factory=True,

@@ -26,6 +26,9 @@ from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import TraceIdMiddleware
 from chatgate.gateway.router import router as gateway_router
+from chatgate.observability.metrics import forget_this_process
+from chatgate.observability.middleware import ObserveMiddleware
+from chatgate.observability.router import router as observability_router
 from chatgate.openai_compat.router import router as openai_router
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.qa.router import router as qa_router
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await authenticator.close()
             await providers.close()
             await database.close()
+            forget_this_process()
             if redis is not None:
                 await redis.aclose()
 
@@ -89,9 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(ObserveMiddleware)
     app.add_middleware(TraceIdMiddleware)
     install_error_handlers(app)
     app.include_router(gateway_router)
+    app.include_router(observability_router)
     app.include_router(assistants_router)
     app.include_router(admin_router)
     app.include_router(audit_router)

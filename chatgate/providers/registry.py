@@ -7,6 +7,7 @@ import importlib
 from chatgate.core.config import ProviderConfig
 from chatgate.core.errors import ServiceUnavailable
 from chatgate.providers.base import Provider
+from chatgate.providers.observed import ObservedProvider
 
 # type -> (module, class); imported on use, so llama.cpp loads only when a local engine is set.
 PROVIDER_CLASSES = {
@@ -20,7 +21,7 @@ PROVIDER_CLASSES = {
 def build_provider(config: ProviderConfig) -> Provider:
     module, name = PROVIDER_CLASSES[config.type]
     provider: Provider = getattr(importlib.import_module(module), name)(config)
-    return provider
+    return ObservedProvider(provider)
 
 
 class ProviderRegistry:

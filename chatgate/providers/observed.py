@@ -1,0 +1,53 @@
+"""Every engine call measured the same way: latency, time to first token, tokens, errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from chatgate.observability import metrics
+from chatgate.observability.middleware import request_stats
+from chatgate.providers.base import Chunk, CompletionRequest, Provider, ProviderError, Usage
+
+
+class ObservedProvider:
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.id = inner.id
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        provider, model = self.id, request.model
+        metrics.engine_requests.labels(provider, model).inc()
+        stats = request_stats()
+        start = time.perf_counter()
+        first_seen = False
+        usage: Usage | None = None
+        try:
+            async for chunk in self.inner.stream(request):
+                if chunk.text and not first_seen:
+                    first_seen = True
+                    metrics.engine_first_token.labels(provider, model).observe(
+                        time.perf_counter() - start
+                    )
+                usage = chunk.usage or usage
+                yield chunk
+        except ProviderError as exc:
+            metrics.engine_errors.labels(provider, model, exc.code).inc()
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.engine_duration.labels(provider, model).observe(elapsed)
+            if stats is not None:
+                stats.engine_seconds += elapsed
+            if usage is not None:
+                metrics.engine_tokens.labels(provider, model, "input").inc(usage.prompt_tokens)
+                metrics.engine_tokens.labels(provider, model, "output").inc(usage.completion_tokens)
