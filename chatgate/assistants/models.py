@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatgate.core.db import Base, UTCDateTime
@@ -23,6 +24,10 @@ class AssistantRow(Base):
     max_context_tokens: Mapped[int] = mapped_column(Integer)
     max_answer_tokens: Mapped[int] = mapped_column(Integer)
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fallback_providers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fallback_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cache_answers: Mapped[bool] = mapped_column(Boolean, default=True)
+    guards: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

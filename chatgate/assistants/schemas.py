@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from chatgate.core.config import ID_PATTERN, AssistantConfig
+from chatgate.core.policies import GuardPolicy
 
 
 class Assistant(AssistantConfig):
@@ -49,6 +50,10 @@ class AssistantUpdate(BaseModel):
     max_context_tokens: int | None = Field(None, ge=64)
     max_answer_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    fallback_providers: list[str] | None = None
+    fallback_answer: str | None = None
+    cache_answers: bool | None = None
+    guards: GuardPolicy | None = None
     enabled: bool | None = None
 
 

@@ -109,16 +109,20 @@ class AssistantCatalog:
             raise assistant_not_found(assistant_id)
         return row
 
-    def _check_provider(self, provider: str) -> None:
-        if provider not in self._provider_ids:
-            raise AppError(
-                f"provider {provider!r} is not configured; known: {sorted(self._provider_ids)}",
-                code="unknown_provider",
-                status=422,
-            )
+    def _check_providers(self, spec: AssistantConfig) -> None:
+        named = [spec.provider, *spec.fallback_providers]
+        if spec.guards.private_provider:
+            named.append(spec.guards.private_provider)
+        for provider in named:
+            if provider not in self._provider_ids:
+                raise AppError(
+                    f"provider {provider!r} is not configured; known: {sorted(self._provider_ids)}",
+                    code="unknown_provider",
+                    status=422,
+                )
 
     async def create(self, *, user: User, spec: AssistantCreate) -> AssistantRow:
-        self._check_provider(spec.provider)
+        self._check_providers(spec)
         async with self._database.session() as db:
             if await db.get(AssistantRow, spec.id) is not None:
                 raise Conflict(f"assistant {spec.id!r} already exists", code="assistant_exists")
@@ -143,8 +147,6 @@ class AssistantCatalog:
         self, *, user: User, assistant_id: str, changes: AssistantUpdate
     ) -> AssistantRow:
         values = changes.model_dump(exclude_unset=True)
-        if "provider" in values:
-            self._check_provider(values["provider"])
         async with self._database.session() as db:
             row = await db.get(AssistantRow, assistant_id)
             if row is None:
@@ -153,7 +155,7 @@ class AssistantCatalog:
             merged = {**{f: getattr(row, f) for f in FIELDS}, **values}
             merged.pop("enabled", None)
             try:
-                AssistantConfig.model_validate(merged)
+                self._check_providers(AssistantConfig.model_validate(merged))
             except ValidationError as exc:
                 message = "; ".join(str(e["msg"]) for e in exc.errors())
                 raise AppError(message, code="invalid_assistant", status=422) from None

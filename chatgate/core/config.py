@@ -11,6 +11,15 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chatgate.core.policies import (
+    AccessSettings,
+    BreakerPolicy,
+    CacheSettings,
+    GuardPolicy,
+    RateLimitSettings,
+    RetryPolicy,
+)
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
@@ -21,6 +30,7 @@ class ConfigError(RuntimeError):
 class Timeouts(BaseModel):
     connect: float = Field(5.0, gt=0, description="seconds to open the connection")
     first_token: float = Field(30.0, gt=0, description="seconds until the first token")
+    between_tokens: float = Field(30.0, gt=0, description="longest silence once text flows")
     total: float = Field(300.0, gt=0, description="seconds for the whole answer")
 
 
@@ -31,6 +41,8 @@ class ProviderConfig(BaseModel):
     api_key_env: str | None = None
     stream: bool = True
     timeouts: Timeouts = Timeouts()
+    retries: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
     # local only
     model_path: str | None = None
     n_ctx: int = Field(2048, ge=256)
@@ -71,6 +83,15 @@ class AssistantConfig(BaseModel):
     max_context_tokens: int = Field(2048, ge=64)
     max_answer_tokens: int = Field(512, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    fallback_providers: list[str] = Field(
+        default_factory=list, description="engines tried in turn when the first one fails"
+    )
+    fallback_answer: str | None = Field(
+        None,
+        description="the canned answer when every engine failed, e.g. 当前系统繁忙，请稍后再试",
+    )
+    cache_answers: bool = True
+    guards: GuardPolicy = GuardPolicy()
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AssistantConfig:
@@ -135,7 +156,9 @@ class _YamlSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHATGATE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CHATGATE_", env_nested_delimiter="__", extra="ignore"
+    )
 
     database_url: str = "sqlite+aiosqlite:///./data/chatgate.db"
     database_pool_size: int = Field(10, ge=1)
@@ -154,6 +177,9 @@ class Settings(BaseSettings):
     default_assistant: str | None = Field(
         None, description="the assistant of /v1/qa when none is named; the first one if unset"
     )
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    cache: CacheSettings = CacheSettings()
+    access: AccessSettings = AccessSettings()
     log_level: str = "INFO"
     providers: list[ProviderConfig] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
     assistants: list[AssistantConfig] = Field(default_factory=lambda: list(DEFAULT_ASSISTANTS))
@@ -187,10 +213,14 @@ class Settings(BaseSettings):
         if len(set(assistant_ids)) != len(assistant_ids):
             raise ValueError("assistant ids must be unique")
         for assistant in self.assistants:
-            if assistant.provider not in provider_ids:
-                raise ValueError(
-                    f"assistant {assistant.id!r} names unknown provider {assistant.provider!r}"
-                )
+            named = [assistant.provider, *assistant.fallback_providers]
+            if assistant.guards.private_provider:
+                named.append(assistant.guards.private_provider)
+            for provider in named:
+                if provider not in provider_ids:
+                    raise ValueError(
+                        f"assistant {assistant.id!r} names unknown provider {provider!r}"
+                    )
         if not self.assistants:
             raise ValueError("at least one assistant is needed")
         if self.default_assistant and self.default_assistant not in assistant_ids:

@@ -30,8 +30,7 @@ def completion_request(
 ) -> CompletionRequest:
     """The assistant's system prompt first, then the newest whole client messages that fit."""
     turns = [
-        ChatTurn("system" if m.role == "developer" else m.role, m.text())
-        for m in body.messages
+        ChatTurn("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
     ]
     room = (
         assistant.max_context_tokens
@@ -75,6 +74,8 @@ async def complete(provider: Provider, request: CompletionRequest, *, model: str
     parts: list[str] = []
     usage, finish = Usage(), "stop"
     async for chunk in provider.stream(request):
+        if chunk.replace:  # the engine rewrote its answer so far (e.g. Dify's moderation)
+            parts.clear()
         parts.append(chunk.text)
         usage = chunk.usage or usage
         finish = _finish_reason(chunk.finish_reason) or finish

@@ -1,0 +1,311 @@
+"""Anthropic's Messages API (`POST /v1/messages`), streaming or not.
+
+The system prompt travels as the top-level `system`; the conversation is reshaped to what the API
+accepts: only `user` and `assistant` turns, alternating, starting with `user`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp.http_exceptions import LineTooLong
+
+from chatgate.core.config import ProviderConfig
+from chatgate.core.tracing import traceparent_for
+from chatgate.providers.base import (
+    ChatTurn,
+    Chunk,
+    CompletionRequest,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+    Usage,
+    estimate_tokens,
+)
+
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+
+# Anthropic's stop reasons in the OpenAI vocabulary the rest of chatgate speaks.
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Anthropic's error types (HTTP statuses, and `error` events mid-stream) -> chatgate's.
+_ERROR_TYPES: dict[str, tuple[type[ProviderError], str, int | None]] = {
+    "invalid_request_error": (ProviderError, "upstream_rejected", None),
+    "authentication_error": (ProviderError, "upstream_auth_failed", None),
+    "permission_error": (ProviderError, "upstream_auth_failed", None),
+    "billing_error": (ProviderUnavailable, "upstream_quota_exceeded", None),
+    "not_found_error": (ProviderError, "upstream_not_found", None),
+    "request_too_large": (ProviderError, "upstream_request_too_large", 413),
+    "api_error": (ProviderError, "upstream_error", None),
+    "timeout_error": (ProviderTimeout, "upstream_timeout", None),
+    "overloaded_error": (ProviderUnavailable, "upstream_overloaded", None),
+}
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_messages(turns: list[ChatTurn]) -> tuple[str, list[dict[str, str]]]:
+    """Splits chatgate's turns into Anthropic's `system` and alternating `messages`.
+
+    System turns (the assistant's prompt, and any recorded mid-history) join the top-level
+    system; consecutive turns of one role are merged; leading assistant turns, left by a
+    context window that cut through an exchange, are dropped.
+    """
+    system: list[str] = []
+    messages: list[dict[str, str]] = []
+    for turn in turns:
+        if not turn.content.strip():
+            continue  # the API refuses empty text blocks
+        if turn.role == "system":
+            system.append(turn.content)
+        elif messages and messages[-1]["role"] == turn.role:
+            messages[-1]["content"] += "\n\n" + turn.content
+        elif messages or turn.role == "user":
+            messages.append({"role": turn.role, "content": turn.content})
+    return "\n\n".join(system), messages
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig) -> None:
+        self.id = config.id
+        self.config = config
+        self._url = (config.base_url or "").rstrip("/") + "/v1/messages"
+        self._api_key = config.api_key()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        timeouts = self.config.timeouts
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text) if text else 0
+
+    def _headers(self, request: CompletionRequest) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": self.config.anthropic_version,
+        }
+        if self._api_key:
+            headers["x-api-key"] = self._api_key
+        if request.trace_id and (traceparent := traceparent_for(request.trace_id)):
+            headers["traceparent"] = traceparent
+        return headers
+
+    def _streams(self, request: CompletionRequest) -> bool:
+        return self.config.stream and request.stream
+
+    def _body(self, request: CompletionRequest) -> dict[str, Any]:
+        system, messages = anthropic_messages(request.messages)
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": messages,
+            "stream": self._streams(request),
+        }
+        if system:
+            body["system"] = system
+        if request.temperature is not None:
+            # Anthropic's range is 0..1, narrower than the assistants' 0..2.
+            body["temperature"] = min(request.temperature, 1.0)
+        if request.user:
+            body["metadata"] = {"user_id": request.user}
+        return body
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        assert self._http is not None, "provider not started"
+        timeouts = self.config.timeouts
+        now = asyncio.get_running_loop().time()
+        final = now + timeouts.total
+        deadline = min(now + timeouts.first_token, final)
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._http.post(
+                    self._url,
+                    data=orjson.dumps(self._body(request)),
+                    headers=self._headers(request),
+                )
+            try:
+                if response.status >= 400:
+                    async with asyncio.timeout_at(deadline):
+                        raise await self._error_from_response(response)
+                if not self._streams(request):
+                    async with asyncio.timeout_at(deadline):
+                        body = await response.read()
+                    yield _chunk_from_message(_json_object(body))
+                    return
+                events = _EventReader()
+                event_name, data = "", b""
+                while not events.finished:
+                    async with asyncio.timeout_at(deadline):
+                        line = await response.content.readline(max_line_length=MAX_EVENT_BYTES)
+                    if not line:
+                        raise ProviderError(
+                            f"engine {self.id!r} closed the stream before it was finished"
+                        )
+                    line = line.rstrip(b"\r\n")
+                    if line.startswith(b"event:"):
+                        event_name = line[6:].strip().decode()
+                    elif line.startswith(b"data:"):
+                        data += (b"\n" if data else b"") + line[5:].strip()
+                    elif not line and data:  # a blank line ends an event
+                        event = _json_object(data)
+                        event.setdefault("type", event_name)
+                        event_name, data = "", b""
+                        if event["type"] == "error":
+                            error = event.get("error") or {}
+                            raise self._error(None, error.get("type"), error.get("message"))
+                        if chunk := events.feed(event):
+                            if chunk.text:
+                                deadline = final
+                            yield chunk
+            finally:
+                response.close()
+        except TimeoutError:
+            raise ProviderTimeout(f"engine {self.id!r} did not answer in time") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ProviderUnavailable(
+                f"engine {self.id!r} is unreachable: {exc.os_error}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProviderError(f"engine {self.id!r} connection failed: {exc!r}") from None
+        except LineTooLong:
+            raise ProviderError(
+                f"engine {self.id!r} sent an event longer than {MAX_EVENT_BYTES} bytes"
+            ) from None
+        except ValueError:
+            raise ProviderError(f"engine {self.id!r} sent an event that is not JSON") from None
+
+    async def _error_from_response(self, response: aiohttp.ClientResponse) -> ProviderError:
+        try:
+            error = orjson.loads(await response.read()).get("error") or {}
+            kind, message = error.get("type"), error.get("message")
+        except (orjson.JSONDecodeError, AttributeError):
+            kind, message = None, None
+        if response.status == 429:
+            text = f"engine {self.id!r} answered 429" + (f": {message}" if message else "")
+            retry = response.headers.get("retry-after", "1")
+            return ProviderRateLimited(text, headers={"Retry-After": retry})
+        request_id = response.headers.get("request-id")
+        return self._error(response.status, kind, message, request_id)
+
+    def _error(
+        self,
+        status: int | None,
+        kind: str | None,
+        message: str | None,
+        request_id: str | None = None,
+    ) -> ProviderError:
+        kind = kind or _STATUS_TYPES.get(status or 0) or "api_error"
+        where = f"answered {status} {kind}" if status else f"failed mid-answer: {kind}"
+        text = f"engine {self.id!r} {where}" + (f": {message}" if message else "")
+        if request_id:
+            text += f" (request id {request_id})"
+        if kind == "rate_limit_error":
+            return ProviderRateLimited(text, headers={"Retry-After": "1"})
+        if kind in _ERROR_TYPES:
+            error_class, code, our_status = _ERROR_TYPES[kind]
+            return error_class(text, code=code, status=our_status)
+        if status == 503:
+            return ProviderUnavailable(text)
+        if status and status < 500:
+            return ProviderError(text, code="upstream_rejected")
+        return ProviderError(text)
+
+
+class _EventReader:
+    """Folds Anthropic's stream events into chunks: text as it comes, usage at the end."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.finish_reason = "stop"
+        self.finished = False
+
+    def feed(self, event: dict[str, Any]) -> Chunk | None:
+        kind = event["type"]
+        if kind == "message_start":
+            usage = (event.get("message") or {}).get("usage") or {}
+            self.usage.prompt_tokens = _input_tokens(usage)
+            self.usage.completion_tokens = int(usage.get("output_tokens") or 0)
+        elif kind in ("content_block_start", "content_block_delta"):
+            text = _text_of(event)
+            return Chunk(text=text) if text else None
+        elif kind == "message_delta":
+            delta, usage = event.get("delta") or {}, event.get("usage") or {}
+            if reason := delta.get("stop_reason"):
+                self.finish_reason = _FINISH_REASONS.get(reason, reason)
+            if "output_tokens" in usage:  # a running total, not an increment
+                self.usage.completion_tokens = int(usage["output_tokens"] or 0)
+            if "input_tokens" in usage:
+                self.usage.prompt_tokens = _input_tokens(usage)
+        elif kind == "message_stop":
+            self.finished = True
+            return Chunk(usage=self.usage, finish_reason=self.finish_reason)
+        # ping, content_block_stop and event types added later carry no text.
+        return None
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    value = orjson.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _input_tokens(usage: dict[str, Any]) -> int:
+    # Tokens read from or written to the prompt cache are prompt tokens too.
+    return sum(
+        int(usage.get(key) or 0)
+        for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+
+
+def _text_of(event: dict[str, Any]) -> str:
+    if event.get("type") == "content_block_start":
+        block = event.get("content_block") or {}
+        return str(block.get("text") or "") if block.get("type") == "text" else ""
+    delta = event.get("delta") or {}
+    return str(delta.get("text") or "") if delta.get("type") == "text_delta" else ""
+
+
+def _chunk_from_message(body: dict[str, Any]) -> Chunk:
+    usage = body.get("usage") or {}
+    text = "".join(
+        block.get("text") or ""
+        for block in body.get("content") or ()
+        if block.get("type") == "text"
+    )
+    reason = body.get("stop_reason") or "end_turn"
+    return Chunk(
+        text=text,
+        usage=Usage(_input_tokens(usage), int(usage.get("output_tokens") or 0)),
+        finish_reason=_FINISH_REASONS.get(reason, reason),
+        model=body.get("model"),
+    )
