@@ -22,7 +22,7 @@ from chatgate.chat.router import router as chat_router
 from chatgate.chat.turns import TurnManager
 from chatgate.core.config import Settings, load_settings
 from chatgate.core.db import Database
-from chatgate.core.errors import install_error_handlers
+from chatgate.core.errors import UnexpectedErrorMiddleware, install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import TraceIdMiddleware
 from chatgate.gateway.router import router as gateway_router
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         writer = AnswerWriter(database=database, flush_every=settings.stream_flush_seconds)
-        turns = TurnManager(database=database, writer=writer, queue=queue)
+        turns = TurnManager(database=database, providers=providers, writer=writer, queue=queue)
         app.state.database = database
         app.state.redis = redis
         app.state.catalog = catalog
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(ObserveMiddleware)
     app.add_middleware(TraceIdMiddleware)
     install_error_handlers(app)

@@ -16,6 +16,7 @@ from chatgate.core.errors import Unauthorized
 
 log = logging.getLogger("chatgate.auth")
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}  # algorithm family -> JWK `kty`
 JWKS_REFRESH_FLOOR = 30.0  # seconds between refreshes caused by unknown key ids
 
 
@@ -39,7 +40,8 @@ class JwksKeys:
     def __init__(self, url: str) -> None:
         self._url = url
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
+        # Never fetched: the first lookup fetches, even on a machine up for less than the floor.
+        self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
 
@@ -123,7 +125,14 @@ class Authenticator:
             if algorithm == "HS256" and self._secret:
                 key: Any = self._secret
             elif algorithm in ASYMMETRIC and self._jwks:
-                key = (await self._jwks.key_for(header.get("kid"))).key
+                jwk = await self._jwks.key_for(header.get("kid"))
+                # PyJWT raises TypeError, not a PyJWTError, for a key of the wrong kind.
+                if jwk.key_type != KEY_TYPES[algorithm[:2]]:
+                    raise Unauthorized(
+                        f"the token's algorithm {algorithm} does not fit its signing key",
+                        code="invalid_token",
+                    )
+                key = jwk.key
             else:
                 raise Unauthorized(
                     f"tokens signed with {algorithm!r} are not accepted", code="invalid_token"

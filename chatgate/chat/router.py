@@ -133,7 +133,7 @@ async def append_history(
 ) -> MessageOut:
     service.check_content(body.content, settings)
     session = await service.get_owned_session(db, user=user, session_id=body.session_id)
-    provider = providers.get((await catalog.get(session.assistant_id)).provider)
+    provider = providers.for_assistant(await catalog.get(session.assistant_id))
     message = await service.append_message(
         db,
         session=session,
@@ -165,21 +165,19 @@ async def send_message(
     user: CurrentUser,
     settings: SettingsDep,
     catalog: Catalog,
-    providers: Providers,
     request: Request,
 ) -> Response:
     service.check_content(body.content, settings)
     assistant = await catalog.get(session.assistant_id)
     turns = _turns(request)
-    provider = providers.get(assistant.provider)
     if body.response_mode == "async" and turns.queue is not None:
         prepared = await turns.submit(
-            user=user, session=session, assistant=assistant, provider=provider, content=body.content
+            user=user, session=session, assistant=assistant, content=body.content
         )
         task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}
         return JSONBytes(task, status_code=202)
     turn: Turn = await turns.begin(
-        user=user, session=session, assistant=assistant, provider=provider, content=body.content
+        user=user, session=session, assistant=assistant, content=body.content
     )
     if body.response_mode == "async":
         task = {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}

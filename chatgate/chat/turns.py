@@ -25,6 +25,7 @@ from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.core.tracing import current_trace_id
 from chatgate.providers.base import CompletionRequest, Provider
+from chatgate.providers.registry import ProviderRegistry
 from chatgate.tasks.queue import TaskQueue
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
@@ -42,6 +43,7 @@ class PreparedTurn:
     user_message: Message
     answer: Message
     request: CompletionRequest
+    provider: Provider
 
 
 @dataclass(eq=False)
@@ -78,22 +80,23 @@ class TurnManager:
     """Prepares turns, runs in-process answers, and hands queued ones to the task queue."""
 
     def __init__(
-        self, *, database: Database, writer: AnswerWriter, queue: TaskQueue | None = None
+        self,
+        *,
+        database: Database,
+        providers: ProviderRegistry,
+        writer: AnswerWriter,
+        queue: TaskQueue | None = None,
     ) -> None:
         self._database = database
+        self._providers = providers
         self._writer = writer
         self.queue = queue
         self._active: dict[uuid.UUID, Turn] = {}
 
     async def prepare(
-        self,
-        *,
-        user: User,
-        session: ChatSession,
-        assistant: AssistantConfig,
-        provider: Provider,
-        content: str,
+        self, *, user: User, session: ChatSession, assistant: AssistantConfig, content: str
     ) -> PreparedTurn:
+        provider = self._providers.for_assistant(assistant)
         user_tokens = provider.count_tokens(content)
         budget = history_budget(assistant, provider, user_tokens)
         if session.id in self._active:
@@ -130,44 +133,34 @@ class TurnManager:
             trace_id=trace_id,
             session_state=dict((session.provider_state or {}).get(provider.id, {})),
         )
-        return PreparedTurn(user_message=user_message, answer=answer, request=request)
+        return PreparedTurn(
+            user_message=user_message, answer=answer, request=request, provider=provider
+        )
 
     async def begin(
-        self,
-        *,
-        user: User,
-        session: ChatSession,
-        assistant: AssistantConfig,
-        provider: Provider,
-        content: str,
+        self, *, user: User, session: ChatSession, assistant: AssistantConfig, content: str
     ) -> Turn:
         """Prepares the turn and writes its answer in a task of this process."""
         prepared = await self.prepare(
-            user=user, session=session, assistant=assistant, provider=provider, content=content
+            user=user, session=session, assistant=assistant, content=content
         )
         turn = Turn(
             session_id=session.id, user_message=prepared.user_message, answer=prepared.answer
         )
         self._active[session.id] = turn
-        turn.task = asyncio.create_task(self._run(turn, provider, prepared.request))
+        turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
         return turn
 
     async def submit(
-        self,
-        *,
-        user: User,
-        session: ChatSession,
-        assistant: AssistantConfig,
-        provider: Provider,
-        content: str,
+        self, *, user: User, session: ChatSession, assistant: AssistantConfig, content: str
     ) -> PreparedTurn:
         """Prepares the turn and queues its answer for a worker."""
         assert self.queue is not None
         prepared = await self.prepare(
-            user=user, session=session, assistant=assistant, provider=provider, content=content
+            user=user, session=session, assistant=assistant, content=content
         )
         await self.queue.enqueue_answer(
-            answer_id=prepared.answer.id, provider_id=provider.id, request=prepared.request
+            answer_id=prepared.answer.id, provider_id=prepared.provider.id, request=prepared.request
         )
         return prepared
 

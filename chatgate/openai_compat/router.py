@@ -48,7 +48,7 @@ async def chat_completions(
     body: ChatCompletionRequest, user: CurrentUser, catalog: Catalog, providers: Providers
 ) -> Response:
     assistant = await _assistant(catalog, body.model)
-    provider = providers.get(assistant.provider)
+    provider = providers.for_assistant(assistant)
     request = completion_request(body, assistant=assistant, provider=provider, user=user)
     if not body.stream:
         return JSONBytes(await complete(provider, request, model=assistant.id))

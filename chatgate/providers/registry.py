@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from chatgate.core.config import ProviderConfig
+from chatgate.core.config import AssistantConfig, ProviderConfig
 from chatgate.core.errors import ServiceUnavailable
 from chatgate.providers.base import Provider
 from chatgate.providers.observed import ObservedProvider
@@ -35,6 +35,13 @@ class ProviderRegistry:
             raise ServiceUnavailable(
                 f"engine {provider_id!r} is not configured", code="provider_not_configured"
             ) from None
+
+    def for_assistant(self, assistant: AssistantConfig, *, private: bool = False) -> Provider:
+        """The engine an assistant's answer comes from; `private` picks the engine that may see
+        personal data (its guard policy's private_provider)."""
+        if private and assistant.guards.private_provider:
+            return self.get(assistant.guards.private_provider)
+        return self.get(assistant.provider)
 
     async def start(self) -> None:
         for provider in self._providers.values():

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from chatgate.auth.service import User
 from chatgate.chat import service
 from chatgate.chat.turns import TurnManager
-from chatgate.core.deps import Catalog, CurrentUser, DbSession, Providers, SettingsDep
+from chatgate.core.deps import Catalog, CurrentUser, DbSession, SettingsDep
 from chatgate.core.errors import AppError, BadRequest, Forbidden
 from chatgate.core.tracing import current_trace_id
 from chatgate.qa.schemas import Answer, Question
@@ -32,7 +32,6 @@ async def ask(
     db: DbSession,
     settings: SettingsDep,
     catalog: Catalog,
-    providers: Providers,
 ) -> Answer:
     service.check_content(body.question, settings)
     user = acting_user(caller, body.user_id)
@@ -49,13 +48,7 @@ async def ask(
         assistant = await catalog.get(assistant_id)
         session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
     turns: TurnManager = request.app.state.turns
-    turn = await turns.begin(
-        user=user,
-        session=session,
-        assistant=assistant,
-        provider=providers.get(assistant.provider),
-        content=body.question,
-    )
+    turn = await turns.begin(user=user, session=session, assistant=assistant, content=body.question)
     end = await turn.result()
     if end.error is not None:
         raise end.error

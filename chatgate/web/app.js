@@ -1,0 +1,502 @@
+// The chat page: sign-in, assistants as tabs, a conversation list per assistant, and the
+// conversation itself with history paging. Sending and streaming live in composer.js.
+
+import { ApiError, KEYS, getJSON, sendJSON, storage, uuid } from "./api.js";
+import { Composer } from "./composer.js";
+import { Sidebar } from "./sidebar.js";
+import { Timeline, el } from "./timeline.js";
+import { describeError } from "./words.js";
+
+const PAGE = 30; // messages per history page
+const POLL_MS = 1500; // how often an answer written elsewhere (another tab) is re-read
+const POLL_TRIES = 40;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  assistants: [],
+  assistant: null, // the Assistant whose tab is selected
+  session: null, // the Session on screen
+  messages: [], // what the timeline shows, oldest first
+  nextBefore: null,
+  loadingOlder: false,
+  generation: 0, // bumped whenever another session opens, so late answers are dropped
+};
+
+const timeline = new Timeline({ scroller: $("scroller"), list: $("messages"), empty: $("empty") });
+
+// ---------- notices ----------
+
+function showNotice(text, { traceId = null, kind = "error" } = {}) {
+  const notice = $("notice");
+  notice.dataset.kind = kind;
+  notice.setAttribute("role", kind === "error" ? "alert" : "status");
+  $("notice-text").textContent = text;
+  $("notice-trace").hidden = !traceId;
+  $("notice-trace").textContent = traceId ? `Trace id for support: ${traceId}` : "";
+  notice.hidden = false;
+}
+
+function clearNotice() {
+  $("notice").hidden = true;
+}
+
+/** Says what went wrong in plain words; a refused sign-in goes back to the sign-in form. */
+function handleError(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    showSignIn("Your sign-in has expired or was not accepted. Please sign in again.");
+    return;
+  }
+  if (!(error instanceof ApiError)) console.error(error);
+  const words = error instanceof ApiError ? describeError(error) : "Something went wrong. Please try again.";
+  showNotice(words, { traceId: error.traceId });
+}
+
+// ---------- start and sign-in ----------
+
+function showOnly(which) {
+  $("boot").hidden = which !== "boot";
+  $("signin").hidden = which !== "signin";
+  $("app").hidden = which !== "app";
+}
+
+function showSignIn(message = "") {
+  composer.abortAll();
+  showOnly("signin");
+  $("signin-error").textContent = message;
+  $("signin-token").value = "";
+  $("signin-token").focus();
+}
+
+async function boot() {
+  showOnly("boot");
+  $("boot-text").textContent = "Loading chatgate…";
+  $("boot-retry").hidden = true;
+  let assistants;
+  try {
+    assistants = (await getJSON("/v1/assistants")).data;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showSignIn(storage.get(KEYS.token) ? "Your sign-in has expired. Please sign in again." : "");
+      return;
+    }
+    $("boot-text").textContent = describeError(error);
+    $("boot-retry").hidden = false;
+    return;
+  }
+  state.assistants = assistants;
+  $("sign-out").hidden = !storage.get(KEYS.token);
+  showOnly("app");
+  if (!assistants.length) {
+    $("chat-title").textContent = "No assistants yet";
+    $("chat-subtitle").textContent = "Ask an administrator to add one.";
+    return;
+  }
+  await resume();
+}
+
+/** Back to the conversation of the last visit, else the last assistant's latest one. */
+async function resume() {
+  const stored = storage.get(KEYS.session);
+  if (stored) {
+    try {
+      const session = await getJSON(`/v1/sessions/${encodeURIComponent(stored)}`);
+      if (findAssistant(session.assistant_id)) {
+        await openSession(session);
+        return;
+      }
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return handleError(error);
+      if (!(error instanceof ApiError) || error.status !== 404) handleError(error);
+    }
+    storage.set(KEYS.session, null);
+  }
+  const last = findAssistant(storage.get(KEYS.assistant)) || state.assistants[0];
+  await switchAssistant(last.id, { force: true });
+}
+
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const token = $("signin-token").value.trim();
+  if (!token) {
+    $("signin-error").textContent = "Paste your access token or API key first.";
+    return;
+  }
+  $("signin-submit").disabled = true;
+  $("signin-submit").textContent = "Signing in…";
+  storage.set(KEYS.token, token);
+  try {
+    await getJSON("/v1/assistants");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      storage.set(KEYS.token, null);
+      $("signin-error").textContent = `That token or key was not accepted (${error.message}).`;
+    } else {
+      $("signin-error").textContent = describeError(error);
+    }
+    return;
+  } finally {
+    $("signin-submit").disabled = false;
+    $("signin-submit").textContent = "Sign in";
+  }
+  await boot();
+});
+
+$("sign-out").addEventListener("click", () => {
+  storage.set(KEYS.token, null);
+  storage.set(KEYS.session, null);
+  state.session = null;
+  state.generation += 1;
+  showSignIn("You are signed out.");
+});
+
+$("boot-retry").addEventListener("click", () => boot());
+
+// ---------- assistants ----------
+
+function findAssistant(id) {
+  return state.assistants.find((a) => a.id === id) || null;
+}
+
+function renderTabs() {
+  const tabs = $("assistant-tabs");
+  const ids = state.assistants.map((a) => a.id).join("\n");
+  if (tabs.dataset.ids !== ids) {
+    tabs.dataset.ids = ids;
+    tabs.replaceChildren(
+      ...state.assistants.map((assistant) =>
+        el("button", {
+          type: "button",
+          role: "tab",
+          id: `tab-${assistant.id}`,
+          class: "tab",
+          "aria-controls": "chat",
+          title: assistant.description || assistant.name,
+          "data-assistant": assistant.id,
+          text: assistant.name,
+        }),
+      ),
+    );
+  }
+  // Updated in place, so a tab chosen from the keyboard keeps the focus.
+  for (const tab of tabs.querySelectorAll("[role=tab]")) {
+    const selected = Boolean(state.assistant) && tab.dataset.assistant === state.assistant.id;
+    tab.setAttribute("aria-selected", selected ? "true" : "false");
+    tab.tabIndex = selected ? 0 : -1;
+    if (selected) tab.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+  if (state.assistant) $("chat").setAttribute("aria-labelledby", `tab-${state.assistant.id}`);
+}
+
+$("assistant-tabs").addEventListener("click", (event) => {
+  const tab = event.target.closest("[role=tab]");
+  if (tab) switchAssistant(tab.dataset.assistant);
+});
+
+$("assistant-tabs").addEventListener("keydown", (event) => {
+  const tabs = [...$("assistant-tabs").querySelectorAll("[role=tab]")];
+  const at = tabs.indexOf(document.activeElement);
+  if (at === -1) return;
+  const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 };
+  if (!(event.key in moves)) return;
+  event.preventDefault();
+  const next = tabs[(moves[event.key] + tabs.length) % tabs.length];
+  next.focus();
+  switchAssistant(next.dataset.assistant);
+});
+
+/** Brings back the assistant's latest conversation (or a new one) with its own context. */
+async function switchAssistant(assistantId, { force = false } = {}) {
+  if (!force && state.assistant && state.assistant.id === assistantId && state.session) return;
+  const generation = ++state.generation;
+  state.assistant = findAssistant(assistantId);
+  renderTabs();
+  showLoading("Opening the conversation…");
+  try {
+    const result = await sendJSON("POST", "/v1/switch-assistant", { assistant_id: assistantId });
+    if (generation !== state.generation) return;
+    await openSession(result.session);
+  } catch (error) {
+    if (generation === state.generation) {
+      hideLoading();
+      handleError(error);
+    }
+  }
+}
+
+// ---------- the conversation ----------
+
+function showLoading(text) {
+  timeline.clear();
+  $("older").replaceChildren(el("span", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), text));
+  $("scroller").setAttribute("aria-busy", "true");
+}
+
+function hideLoading() {
+  $("older").replaceChildren();
+  $("scroller").removeAttribute("aria-busy");
+}
+
+function renderHeader() {
+  const session = state.session;
+  $("chat-title").textContent = (session && session.title) || "New conversation";
+  const assistant = state.assistant;
+  $("chat-subtitle").textContent = assistant
+    ? [assistant.name, assistant.description].filter(Boolean).join(" — ")
+    : "";
+  document.title = session && session.title ? `${session.title} · chatgate` : "chatgate";
+  $("composer-input").placeholder = assistant ? `Message ${assistant.name}…` : "Write a message…";
+}
+
+function renderEmpty() {
+  const empty = state.messages.length === 0 && !state.nextBefore;
+  const assistant = state.assistant;
+  timeline.showEmpty(
+    empty,
+    empty
+      ? el(
+          "div",
+          { class: "empty-card" },
+          el("h2", { text: `Start a conversation with ${assistant ? assistant.name : "the assistant"}` }),
+          assistant && assistant.description ? el("p", { text: assistant.description }) : null,
+          el("p", { class: "muted small", text: "Answers appear as they are written. Markdown is supported." }),
+        )
+      : null,
+  );
+}
+
+function renderOlder() {
+  const older = $("older");
+  if (state.loadingOlder) {
+    older.replaceChildren(
+      el("span", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), "Loading older messages…"),
+    );
+  } else if (state.nextBefore) {
+    older.replaceChildren(
+      el("button", { type: "button", class: "button button-quiet", id: "load-older", text: "Load older messages", onclick: loadOlder }),
+    );
+  } else if (state.messages.length) {
+    older.replaceChildren(el("span", { class: "muted small", text: "Start of the conversation" }));
+  } else {
+    older.replaceChildren();
+  }
+}
+
+async function openSession(session) {
+  const generation = ++state.generation;
+  clearNotice();
+  state.session = session;
+  state.assistant = findAssistant(session.assistant_id);
+  state.messages = [];
+  state.nextBefore = null;
+  state.loadingOlder = false;
+  storage.set(KEYS.session, session.id);
+  storage.set(KEYS.assistant, session.assistant_id);
+  timeline.setAssistantName(state.assistant ? state.assistant.name : "Assistant");
+  renderTabs();
+  renderHeader();
+  composer.sync();
+  sidebar.load(session.assistant_id);
+  showLoading("Loading the conversation…");
+  let page;
+  try {
+    page = await getJSON(`/v1/history/${session.id}?limit=${PAGE}`);
+  } catch (error) {
+    if (generation !== state.generation) return;
+    hideLoading();
+    if (error instanceof ApiError && error.status === 404) {
+      storage.set(KEYS.session, null);
+      showNotice(describeError(error));
+      return switchAssistant(session.assistant_id, { force: true });
+    }
+    return handleError(error);
+  }
+  if (generation !== state.generation) return;
+  hideLoading();
+  state.messages = composer.adopt(session.id, page.data.map(fromServer));
+  state.nextBefore = page.has_more ? page.next_before : null;
+  timeline.setMessages(state.messages);
+  renderOlder();
+  renderEmpty();
+  composer.sync();
+  fillViewport();
+  pollUnfinished(generation);
+}
+
+function fromServer(message) {
+  return { ...message, key: message.id };
+}
+
+async function loadOlder() {
+  if (state.loadingOlder || !state.nextBefore || !state.session) return;
+  const generation = state.generation;
+  state.loadingOlder = true;
+  renderOlder();
+  try {
+    const session = state.session.id;
+    const page = await getJSON(`/v1/history/${session}?limit=${PAGE}&before=${encodeURIComponent(state.nextBefore)}`);
+    if (generation !== state.generation) return;
+    const older = page.data.map(fromServer);
+    state.messages = [...older, ...state.messages];
+    state.nextBefore = page.has_more ? page.next_before : null;
+    state.loadingOlder = false;
+    renderOlder();
+    timeline.prepend(older);
+  } catch (error) {
+    if (generation !== state.generation) return;
+    state.loadingOlder = false;
+    renderOlder();
+    handleError(error);
+  }
+}
+
+/** A first page shorter than the screen gives nothing to scroll: load more until it fills. */
+function fillViewport() {
+  const scroller = $("scroller");
+  if (state.nextBefore && scroller.scrollHeight <= scroller.clientHeight + 8) {
+    loadOlder().then(() => requestAnimationFrame(fillViewport));
+  }
+}
+
+$("scroller").addEventListener(
+  "scroll",
+  () => {
+    if ($("scroller").scrollTop < 120) loadOlder();
+  },
+  { passive: true },
+);
+
+/** Answers still being written by another tab or client: re-read them until they end. */
+function pollUnfinished(generation, tries = 0) {
+  const unfinished = state.messages.filter((m) => m.status === "streaming" && !composer.owns(m));
+  if (!unfinished.length || tries >= POLL_TRIES) return;
+  setTimeout(async () => {
+    if (generation !== state.generation) return;
+    try {
+      const page = await getJSON(`/v1/history/${state.session.id}?limit=${PAGE}`);
+      if (generation !== state.generation) return;
+      for (const fresh of page.data) {
+        const shown = state.messages.find((m) => m.id === fresh.id);
+        if (shown && shown.status === "streaming" && !composer.owns(shown)) {
+          Object.assign(shown, fresh);
+          timeline.update(shown);
+        }
+      }
+    } catch {
+      /* try again on the next round */
+    }
+    pollUnfinished(generation, tries + 1);
+  }, POLL_MS);
+}
+
+// ---------- conversations ----------
+
+async function newConversation() {
+  if (!state.assistant) return;
+  closeDrawer();
+  if (state.session && state.messages.length === 0 && !state.nextBefore) {
+    $("composer-input").focus(); // this one is still empty: no need for another
+    return;
+  }
+  try {
+    const session = await sendJSON("POST", "/v1/sessions", { assistant_id: state.assistant.id, id: uuid() });
+    await openSession(session);
+    $("composer-input").focus();
+  } catch (error) {
+    handleError(error);
+  }
+}
+
+const sidebar = new Sidebar({
+  list: $("session-list"),
+  more: $("more-sessions"),
+  status: $("sessions-status"),
+  dialog: $("dialog"),
+  current: () => state.session,
+  onOpen: async (session) => {
+    closeDrawer();
+    if (state.session && session.id === state.session.id) return;
+    await openSession(session);
+  },
+  onRenamed: (session) => {
+    if (state.session && state.session.id === session.id) {
+      state.session = { ...state.session, title: session.title };
+      renderHeader();
+    }
+  },
+  onDeleted: async (session) => {
+    if (state.session && state.session.id === session.id) {
+      storage.set(KEYS.session, null);
+      state.session = null;
+      await switchAssistant(session.assistant_id, { force: true });
+    }
+  },
+  onError: handleError,
+});
+
+$("new-session").addEventListener("click", newConversation);
+
+// ---------- the drawer (narrow screens) ----------
+
+function openDrawer() {
+  $("app").classList.add("drawer-open");
+  $("backdrop").hidden = false;
+  $("drawer-toggle").setAttribute("aria-expanded", "true");
+  $("new-session").focus();
+}
+
+function closeDrawer() {
+  if (!$("app").classList.contains("drawer-open")) return;
+  $("app").classList.remove("drawer-open");
+  $("backdrop").hidden = true;
+  $("drawer-toggle").setAttribute("aria-expanded", "false");
+}
+
+$("drawer-toggle").addEventListener("click", () => {
+  if ($("app").classList.contains("drawer-open")) closeDrawer();
+  else openDrawer();
+});
+$("backdrop").addEventListener("click", closeDrawer);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && $("app").classList.contains("drawer-open")) {
+    closeDrawer();
+    $("drawer-toggle").focus();
+  }
+});
+
+$("notice-close").addEventListener("click", () => {
+  clearNotice();
+  $("composer-input").focus();
+});
+
+// ---------- sending ----------
+
+const composer = new Composer({
+  form: $("composer"),
+  input: $("composer-input"),
+  send: $("send"),
+  stop: $("stop"),
+  timeline,
+  view: {
+    session: () => state.session,
+    assistant: () => state.assistant,
+    messages: () => state.messages,
+    setMessages: (messages) => {
+      state.messages = messages;
+      renderEmpty();
+      renderOlder();
+    },
+    titleChanged: (session) => {
+      if (state.session && state.session.id === session.id) {
+        state.session = { ...state.session, ...session };
+        renderHeader();
+      }
+    },
+    refreshList: () => state.assistant && sidebar.load(state.assistant.id, { quiet: true }),
+    showNotice,
+    clearNotice,
+    handleError,
+  },
+});
+
+boot();

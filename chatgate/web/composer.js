@@ -1,0 +1,275 @@
+// The message box and the answers it starts: Enter sends (never while an input method is
+// composing), the answer streams in over SSE, and Stop asks the server to end it.
+
+import { ApiError, getJSON, readEvents, request, sendJSON } from "./api.js";
+import { localKey } from "./timeline.js";
+import { describeError } from "./words.js";
+
+const STOP_GRACE_MS = 4000; // after Stop, how long the server gets to end the stream itself
+const MAX_INPUT_HEIGHT = 0.4; // of the window
+
+export class Composer {
+  constructor({ form, input, send, stop, timeline, view }) {
+    Object.assign(this, { form, input, send, stop, timeline, view });
+    this.streams = new Map(); // session id -> the answer being received for it
+    this.composing = false;
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    stop.addEventListener("click", () => this.stopCurrent());
+    input.addEventListener("compositionstart", () => (this.composing = true));
+    input.addEventListener("compositionend", () => (this.composing = false));
+    input.addEventListener("keydown", (event) => this.onKeyDown(event));
+    input.addEventListener("input", () => this.autosize());
+  }
+
+  onKeyDown(event) {
+    if (event.key === "Escape" && this.current()) {
+      event.preventDefault();
+      this.stopCurrent();
+      return;
+    }
+    if (event.key !== "Enter" || event.shiftKey || event.altKey) return;
+    // An input method (Chinese, Japanese…) uses Enter to pick its candidate: that is not a send.
+    // Safari reports such a keydown after compositionend, with keyCode 229.
+    if (event.isComposing || this.composing || event.keyCode === 229) return;
+    event.preventDefault();
+    this.submit();
+  }
+
+  autosize() {
+    const input = this.input;
+    input.style.height = "auto";
+    const max = Math.round(window.innerHeight * MAX_INPUT_HEIGHT);
+    input.style.height = `${Math.min(input.scrollHeight + 2, max)}px`;
+    input.style.overflowY = input.scrollHeight + 2 > max ? "auto" : "hidden";
+  }
+
+  current() {
+    const session = this.view.session();
+    return session ? this.streams.get(session.id) || null : null;
+  }
+
+  /** Shows Send or Stop for the conversation on screen. */
+  sync() {
+    const stream = this.current();
+    this.send.hidden = Boolean(stream);
+    this.stop.hidden = !stream;
+    this.stop.disabled = Boolean(stream && stream.stopping);
+    this.stop.lastChild.textContent = stream && stream.stopping ? " Stopping…" : " Stop";
+    this.input.disabled = !this.view.session();
+  }
+
+  owns(message) {
+    for (const stream of this.streams.values()) if (stream.answer === message) return true;
+    return false;
+  }
+
+  /**
+   * A history page for a session whose answer is still arriving here: swap the server's copies
+   * for the live ones, so the text keeps growing on screen.
+   */
+  adopt(sessionId, messages) {
+    const stream = this.streams.get(sessionId);
+    if (!stream) return messages;
+    const ids = new Set([stream.user.id, stream.answer.id].filter(Boolean));
+    let kept = messages.filter((m) => !ids.has(m.id));
+    if (!stream.answer.id) {
+      // Before message_start we don't know the ids yet: drop the stored copies by their shape.
+      const last = kept.length - 1;
+      if (kept[last] && kept[last].role === "assistant" && kept[last].status === "streaming") {
+        kept = kept.slice(0, last);
+      }
+      const user = kept[kept.length - 1];
+      if (user && user.role === "user" && user.content === stream.user.content) kept = kept.slice(0, -1);
+    }
+    return [...kept, stream.user, stream.answer];
+  }
+
+  abortAll() {
+    for (const stream of this.streams.values()) stream.controller.abort();
+  }
+
+  submit() {
+    const session = this.view.session();
+    const text = this.input.value;
+    if (!session || !text.trim()) {
+      this.input.focus();
+      return;
+    }
+    if (this.streams.has(session.id)) {
+      this.view.showNotice("Wait for this answer to finish, or press Stop, before sending the next message.", {
+        kind: "info",
+      });
+      return;
+    }
+    this.input.value = "";
+    this.autosize();
+    this.view.clearNotice();
+    this.run(session, text);
+  }
+
+  stopCurrent() {
+    const stream = this.current();
+    if (stream) this.stopStream(stream);
+  }
+
+  async stopStream(stream) {
+    if (stream.stopping) return;
+    stream.stopping = true;
+    this.sync();
+    try {
+      const result = await sendJSON("POST", `/v1/sessions/${stream.sessionId}/stop`);
+      // Nothing was running yet: our request has not reached the engine, so end it here.
+      if (!result.stopped && !stream.started) stream.controller.abort();
+    } catch (error) {
+      stream.controller.abort();
+      if (error instanceof ApiError && error.status !== 404) this.view.handleError(error);
+      return;
+    }
+    // The server ends the stream with the answer marked "interrupted"; don't wait forever.
+    setTimeout(() => {
+      if (this.streams.get(stream.sessionId) === stream) stream.controller.abort();
+    }, STOP_GRACE_MS);
+  }
+
+  show(stream, message, { text = false } = {}) {
+    if (text) this.timeline.updateText(message);
+    else this.timeline.update(message);
+    if (this.view.session() && this.view.session().id === stream.sessionId) this.sync();
+  }
+
+  async run(session, text) {
+    const now = new Date().toISOString();
+    const assistant = this.view.assistant();
+    const user = { key: localKey(), role: "user", content: text, status: "complete", created_at: now, sending: true };
+    const answer = {
+      key: localKey(),
+      role: "assistant",
+      content: "",
+      status: "streaming",
+      created_at: now,
+      model: assistant ? assistant.model : null,
+    };
+    const stream = {
+      sessionId: session.id,
+      controller: new AbortController(),
+      user,
+      answer,
+      started: false,
+      stopping: false,
+    };
+    this.streams.set(session.id, stream);
+    this.view.setMessages([...this.view.messages(), user, answer]);
+    this.timeline.append(user);
+    this.timeline.append(answer);
+    this.sync();
+
+    let ended = false;
+    try {
+      const response = await request(`/v1/sessions/${session.id}/messages`, {
+        method: "POST",
+        body: { content: text, response_mode: "streaming" },
+        signal: stream.controller.signal,
+        accept: "text/event-stream",
+      });
+      for await (const event of readEvents(response)) {
+        if (event.event === "message_start") {
+          stream.started = true;
+          user.id = event.data.user_message_id;
+          answer.id = event.data.message_id;
+          user.sending = false;
+          this.show(stream, user);
+        } else if (event.event === "delta") {
+          // "replace": the engine rewrote the answer so far (output moderation, say).
+          answer.content = event.data.replace ? event.data.text : answer.content + event.data.text;
+          this.show(stream, answer, { text: true });
+        } else if (event.event === "message_end") {
+          ended = true;
+          Object.assign(answer, event.data.message);
+          this.show(stream, answer);
+        } else if (event.event === "error") {
+          ended = true;
+          Object.assign(answer, event.data.message || { status: "failed", error: event.data.error });
+          this.show(stream, answer);
+          this.report(stream, new ApiError({ status: -1, ...event.data.error, traceId: event.data.error.trace_id }));
+        }
+      }
+      if (!ended) this.cutOff(stream, "connection_lost");
+    } catch (error) {
+      if (error && error.name === "AbortError") {
+        this.cutOff(stream, "stopped");
+      } else if (error instanceof ApiError && error.body && error.body.message) {
+        // The turn was stored, then the engine failed before its first word.
+        user.sending = false;
+        Object.assign(answer, error.body.message);
+        this.show(stream, user);
+        this.show(stream, answer);
+        this.report(stream, error);
+      } else if (error instanceof ApiError) {
+        this.unsend(stream, text);
+        this.report(stream, error);
+      } else if (stream.started) {
+        this.cutOff(stream, "connection_lost"); // the body broke off mid-answer
+        this.report(stream, new ApiError({ status: 0, code: "connection_lost", message: String(error) }));
+      } else {
+        this.unsend(stream, text);
+        this.report(stream, new ApiError({ status: 0, code: "network_error", message: String(error) }));
+      }
+    } finally {
+      this.streams.delete(session.id);
+      this.afterTurn(stream);
+    }
+  }
+
+  /** The answer ended without its last event: keep the text, mark it as cut off. */
+  cutOff(stream, code) {
+    const { answer, user } = stream;
+    if (answer.status !== "streaming") return;
+    answer.status = "interrupted";
+    answer.error = { code };
+    user.sending = false;
+    this.show(stream, user);
+    this.show(stream, answer);
+    if (code === "connection_lost") {
+      this.report(stream, new ApiError({ status: 0, code, message: "the stream ended early" }));
+    }
+  }
+
+  /** Nothing was stored: take the message off the timeline and give its text back. */
+  unsend(stream, text) {
+    const viewing = this.view.session() && this.view.session().id === stream.sessionId;
+    this.timeline.remove(stream.user);
+    this.timeline.remove(stream.answer);
+    if (viewing) {
+      this.view.setMessages(this.view.messages().filter((m) => m !== stream.user && m !== stream.answer));
+      if (!this.input.value) {
+        this.input.value = text;
+        this.autosize();
+      }
+    }
+  }
+
+  report(stream, error) {
+    const session = this.view.session();
+    if (!session || session.id !== stream.sessionId) return;
+    if (error.status === 401) this.view.handleError(error);
+    else this.view.showNotice(describeError(error), { traceId: error.traceId });
+  }
+
+  async afterTurn(stream) {
+    const session = this.view.session();
+    if (session && session.id === stream.sessionId) {
+      this.sync();
+      if (document.activeElement === document.body || document.activeElement === this.stop) this.input.focus();
+    }
+    try {
+      this.view.titleChanged(await getJSON(`/v1/sessions/${stream.sessionId}`));
+    } catch {
+      /* the list refresh below tells the same story */
+    }
+    this.view.refreshList();
+  }
+}
