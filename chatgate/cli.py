@@ -68,6 +68,8 @@ def serve(args: argparse.Namespace) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        # chatgate decides which proxies to believe (CHATGATE_ACCESS__TRUSTED_PROXIES).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

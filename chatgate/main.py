@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,10 @@ from chatgate.assistants.router import admin_router
 from chatgate.assistants.router import router as assistants_router
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.audit.router import router as audit_router
+from chatgate.auth.keys import ApiKeys
+from chatgate.auth.router import router as keys_router
 from chatgate.auth.service import Authenticator
+from chatgate.cache.service import AnswerCache
 from chatgate.chat.answers import AnswerWriter, recover_unfinished_answers
 from chatgate.chat.router import router as chat_router
 from chatgate.chat.turns import TurnManager
@@ -25,13 +29,17 @@ from chatgate.core.db import Database
 from chatgate.core.errors import UnexpectedErrorMiddleware, install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import TraceIdMiddleware
+from chatgate.gateway.edge import EdgeMiddleware
 from chatgate.gateway.router import router as gateway_router
 from chatgate.observability.metrics import forget_this_process
 from chatgate.observability.middleware import ObserveMiddleware
+from chatgate.observability.probes import watch_pool
 from chatgate.observability.router import router as observability_router
+from chatgate.observability.tracing import Tracing, TracingMiddleware
 from chatgate.openai_compat.router import router as openai_router
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.qa.router import router as qa_router
+from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import TaskQueue
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -45,13 +53,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url, pool_size=settings.database_pool_size)
+        tracing: Tracing | None = app.state.tracing
+        if tracing is not None:
+            tracing.instrument_database(database.engine)
+        unwatch_pool = watch_pool(database.engine)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        providers = ProviderRegistry(settings.providers)
+        providers = ProviderRegistry(settings.providers, redis=redis)
         catalog = AssistantCatalog(
             database=database, redis=redis, provider_ids={p.id for p in settings.providers}
         )
         await catalog.seed(settings.assistants)
-        authenticator = Authenticator(settings)
+        api_keys = ApiKeys(database=database, redis=redis)
+        authenticator = Authenticator(settings, api_keys)
         await providers.start()
         await authenticator.start()
         # One embedded process owns every answer; with Redis, workers may still be writing some.
@@ -65,13 +78,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.redis_url
             else None
         )
-        writer = AnswerWriter(database=database, flush_every=settings.stream_flush_seconds)
-        turns = TurnManager(database=database, providers=providers, writer=writer, queue=queue)
+        limiter: RateLimiter = app.state.limiter
+        writer = AnswerWriter(
+            database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
+        )
+        turns = TurnManager(
+            database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
+            cache=AnswerCache.build(settings, redis),
+        )  # fmt: skip
         app.state.database = database
         app.state.redis = redis
         app.state.catalog = catalog
         app.state.providers = providers
         app.state.authenticator = authenticator
+        app.state.api_keys = api_keys
         app.state.turns = turns
         try:
             yield
@@ -82,7 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await authenticator.close()
             await providers.close()
             await database.close()
+            unwatch_pool()
             forget_this_process()
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)
             if redis is not None:
                 await redis.aclose()
 
@@ -94,6 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(UnexpectedErrorMiddleware)
+    app.state.limiter = RateLimiter(settings.rate_limits, settings.redis_url)
+    app.add_middleware(EdgeMiddleware, access=settings.access)
+    app.state.tracing = Tracing.build(settings, version=app.version)
+    if app.state.tracing is not None:
+        app.add_middleware(TracingMiddleware, tracer=app.state.tracing.tracer)
     app.add_middleware(ObserveMiddleware)
     app.add_middleware(TraceIdMiddleware)
     install_error_handlers(app)
@@ -102,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assistants_router)
     app.include_router(admin_router)
     app.include_router(audit_router)
+    app.include_router(keys_router)
     app.include_router(chat_router)
     app.include_router(openai_router)
     app.include_router(qa_router)

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.policies import RateLimitSettings
 from tests.doubles.openai_api import OpenAIDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
@@ -94,6 +95,10 @@ def settings_for(database_url: str, double_url: str, **overrides: Any) -> Settin
         "jwt_secret": JWT_SECRET,
         "stream_flush_seconds": 0.2,
         "max_content_chars": 2000,
+        # Generous limits for ordinary tests; tests/ratelimit sets tight ones on purpose.
+        "rate_limits": RateLimitSettings(
+            requests_per_minute=100_000, ip_requests_per_minute=100_000
+        ),
         "providers": [
             ProviderConfig(id="local", type="local", queue_timeout=1.0),
             double_provider(double_url),

@@ -28,6 +28,7 @@ def run_chatgate(settings: Settings, port: int | None = None) -> Iterator[str]:
         port=port,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

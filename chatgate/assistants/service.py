@@ -21,6 +21,7 @@ from chatgate.auth.service import User
 from chatgate.core.config import AssistantConfig
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError, Conflict, NotFound
+from chatgate.core.revision import Revision
 from chatgate.core.time import utcnow
 
 REVISION_KEY = "chatgate:assistants:revision"
@@ -38,11 +39,10 @@ def assistant_not_found(assistant_id: str) -> NotFound:
 class AssistantCatalog:
     def __init__(self, *, database: Database, redis: Redis | None, provider_ids: set[str]) -> None:
         self._database = database
-        self._redis = redis
+        self._revision = Revision(redis, REVISION_KEY)
         self._provider_ids = provider_ids
         self._by_id: dict[str, Assistant] = {}
         self._loaded_revision: int | None = None
-        self._local_revision = 0
         self._lock = asyncio.Lock()
 
     async def seed(self, configs: list[AssistantConfig]) -> None:
@@ -62,21 +62,10 @@ class AssistantCatalog:
                         )
                     )
             await db.commit()
-        await self._bump_revision()
-
-    async def _revision(self) -> int:
-        if self._redis is None:
-            return self._local_revision
-        return int(await self._redis.get(REVISION_KEY) or 0)
-
-    async def _bump_revision(self) -> None:
-        if self._redis is None:
-            self._local_revision += 1
-        else:
-            await self._redis.incr(REVISION_KEY)
+        await self._revision.bump()
 
     async def _current(self) -> dict[str, Assistant]:
-        revision = await self._revision()
+        revision = await self._revision.current()
         if revision != self._loaded_revision:
             async with self._lock:
                 if revision != self._loaded_revision:
@@ -140,7 +129,7 @@ class AssistantCatalog:
                 details={"version": 1, **spec.model_dump()},
             )
             await db.commit()
-        await self._bump_revision()
+        await self._revision.bump()
         return row
 
     async def update(
@@ -182,7 +171,7 @@ class AssistantCatalog:
                 )
             await db.commit()
         if changed:
-            await self._bump_revision()
+            await self._revision.bump()
         return row
 
     async def disable(self, *, user: User, assistant_id: str) -> AssistantRow:

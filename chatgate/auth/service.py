@@ -11,8 +11,10 @@ from typing import Any
 import aiohttp
 import jwt
 
+from chatgate.auth.keys import ApiKeys, is_api_key
 from chatgate.core.config import Settings
-from chatgate.core.errors import Unauthorized
+from chatgate.core.errors import Forbidden, Unauthorized
+from chatgate.core.network import in_networks, networks
 
 log = logging.getLogger("chatgate.auth")
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
@@ -24,9 +26,30 @@ JWKS_REFRESH_FLOOR = 30.0  # seconds between refreshes caused by unknown key ids
 class User:
     id: str
     is_admin: bool = False
+    # Set when the caller used an API key: its id, and whether it is a service key (which may
+    # act for end users it names).
+    key_id: str | None = None
+    is_service: bool = False
+
+    @property
+    def limit_key(self) -> str:
+        """Whom request limits count against: the key when there is one, else the user."""
+        return f"key:{self.key_id}" if self.key_id else f"user:{self.id}"
 
 
 LOCAL_USER = User(id="local", is_admin=True)
+
+
+def acting_user(caller: User, end_user: str | None) -> User:
+    """The end user a call is made for: the caller, or whom a service key or an admin names."""
+    if end_user is None or end_user == caller.id:
+        return caller
+    if not (caller.is_service or caller.is_admin):
+        raise Forbidden(
+            "only service keys and admins may act for another user",
+            code="acting_for_user_forbidden",
+        )
+    return User(id=end_user, key_id=caller.key_id)
 
 
 def _is_admin(claims: dict[str, Any]) -> bool:
@@ -83,8 +106,9 @@ class JwksKeys:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keys: ApiKeys) -> None:
         self.mode = settings.auth_mode
+        self._keys = keys
         self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         self._audience = settings.jwt_audience
@@ -98,7 +122,7 @@ class Authenticator:
         if self._jwks:
             await self._jwks.close()
 
-    async def authenticate(self, authorization: str | None) -> User:
+    async def authenticate(self, authorization: str | None, client_ip: str = "") -> User:
         if self.mode == "none":
             return LOCAL_USER
         if not authorization:
@@ -108,11 +132,23 @@ class Authenticator:
             raise Unauthorized(
                 "the Authorization header must be 'Bearer <token>'", code="invalid_token"
             )
+        if is_api_key(token.strip()):
+            return await self._key_user(token.strip(), client_ip)
         claims = await self._verify(token.strip())
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > 255:
             raise Unauthorized("the token has no usable 'sub' claim", code="invalid_token")
         return User(id=subject, is_admin=_is_admin(claims))
+
+    async def _key_user(self, secret: str, client_ip: str) -> User:
+        key = await self._keys.identify(secret)
+        if key is None:
+            raise Unauthorized("the API key is not valid or was revoked", code="invalid_api_key")
+        if key.allowed_cidrs and not in_networks(client_ip, networks(key.allowed_cidrs)):
+            raise Forbidden(f"this key may not be used from {client_ip}", code="ip_not_allowed")
+        if key.kind == "service":
+            return User(id=f"service:{key.id}", key_id=key.id, is_service=True)
+        return User(id=key.user_id or f"key:{key.id}", key_id=key.id)
 
     async def _verify(self, token: str) -> dict[str, Any]:
         options: jwt.types.Options = {

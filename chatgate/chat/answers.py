@@ -22,6 +22,8 @@ from chatgate.core.db import Database
 from chatgate.core.errors import AppError
 from chatgate.core.time import utcnow
 from chatgate.providers.base import CompletionRequest, Provider, ProviderError, Usage
+from chatgate.providers.fallback import Provenance
+from chatgate.ratelimit.service import RateLimiter
 
 log = logging.getLogger("chatgate.chat.answers")
 STALE_AFTER = timedelta(minutes=15)
@@ -42,9 +44,12 @@ class AnswerListener(Protocol):
 
 
 class AnswerWriter:
-    def __init__(self, *, database: Database, flush_every: float) -> None:
+    def __init__(
+        self, *, database: Database, flush_every: float, limiter: RateLimiter | None = None
+    ) -> None:
         self._database = database
         self._flush_every = flush_every
+        self._limiter = limiter
 
     async def write(
         self,
@@ -63,8 +68,11 @@ class AnswerWriter:
         status: str = "complete"
         error: AppError | None = None
         next_flush = loop.time() + self._flush_every
+        # Which engine wrote the text, and whether as a fallback (marked by the assistant's chain).
+        source = Provenance(provider.id)
         try:
             async for chunk in provider.stream(request):
+                source.see(chunk)
                 if chunk.replace:
                     # Saved at once: the text it replaces must not outlive the replacement.
                     parts = [chunk.text]
@@ -81,7 +89,7 @@ class AnswerWriter:
                 usage = chunk.usage or usage
                 if chunk.session_state:
                     await self._save_session_state(
-                        answer.session_id, provider.id, chunk.session_state
+                        answer.session_id, chunk.provider or provider.id, chunk.session_state
                     )
         except asyncio.CancelledError:
             status = "interrupted"
@@ -91,8 +99,16 @@ class AnswerWriter:
             log.exception("answer failed", extra={"message_id": str(answer.id)})
             status, error = "failed", AppError("the answer failed unexpectedly")
         reason = stop_reason() if status == "interrupted" else ""
+        answer.provider, answer.fallback = source.provider, source.fallback
         end = self._finish(answer, provider, "".join(parts), status, error, usage, reason)
-        return await asyncio.shield(end)
+        finished = await asyncio.shield(end)
+        if self._limiter and usage and request.user and request.assistant_id:
+            await self._limiter.record_tokens(
+                user=request.user,
+                assistant=request.assistant_id,
+                tokens=usage.prompt_tokens + usage.completion_tokens,
+            )
+        return finished
 
     async def _save_partial(self, message_id: uuid.UUID, text: str) -> None:
         async with self._database.session() as db:
@@ -145,6 +161,8 @@ class AnswerWriter:
                     token_count=answer.token_count,
                     usage=answer.usage,
                     error=answer.error,
+                    provider=answer.provider,
+                    fallback=answer.fallback,
                     updated_at=answer.updated_at,
                 )
             )

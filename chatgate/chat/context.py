@@ -43,6 +43,8 @@ async def load_context(db: AsyncSession, *, session_id: uuid.UUID, budget: int) 
             Message.session_id == session_id,
             Message.status.in_(CONTEXT_STATUSES),
             Message.content != "",
+            # A canned "busy" answer came from no engine: it is not part of the conversation.
+            ~(Message.fallback & Message.provider.is_(None)),
         )
         .order_by(Message.id.desc())
         .limit(MAX_CONTEXT_MESSAGES)

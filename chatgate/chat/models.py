@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatgate.core.db import Base, UTCDateTime
@@ -48,6 +48,12 @@ class Message(Base):
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # An answer given from the answer cache, not written by an engine for this turn.
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The engine that wrote an answer (None: the canned answer, or not written by an engine),
+    # and whether that was a fallback (another engine than the assistant's, or the canned answer).
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import Row
 
+from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.answers import TurnEnd
 from chatgate.chat.deps import OwnedSession, parse_id
@@ -32,6 +35,8 @@ from chatgate.core.errors import error_body
 from chatgate.core.responses import JSONBytes
 
 router = APIRouter(prefix="/v1", tags=["chat"])
+# The keys of a history message, in the order of service.HISTORY_COLUMNS.
+MESSAGE_FIELDS = tuple(MessageOut.model_fields)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -102,24 +107,35 @@ async def switch_assistant(
 
 @router.get("/history/{session_id}", response_model=HistoryPage)
 async def read_history(
-    session: OwnedSession,
+    session_id: str,
     db: DbSession,
+    user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: str | None = None,
-) -> JSONBytes:
+) -> Response:
+    # The hottest read in the service: ownership is checked inside the page's one query (see
+    # service.history_page) rather than by OwnedSession, and rows go straight to JSON.
+    session_uuid = parse_id(session_id, what="session_id")
     before_id = parse_id(before, what="before") if before else None
     page, next_before = await service.history_page(
-        db, session_id=session.id, limit=limit, before=before_id
+        db, user=user, session_id=session_uuid, limit=limit, before=before_id
     )
-    # Serialised straight to JSON: this is the hottest read in the service.
-    return JSONBytes(
-        {
-            "session_id": str(session.id),
-            "data": [MessageOut.of(m).model_dump(mode="json") for m in page],
-            "has_more": next_before is not None,
-            "next_before": str(next_before) if next_before else None,
-        }
-    )
+    body = {
+        "session_id": str(session_uuid),
+        "data": [_message_json(row) for row in page],
+        "has_more": next_before is not None,
+        "next_before": str(next_before) if next_before else None,
+    }
+    # OPT_UTC_Z writes UTC times as pydantic does ("...Z"), so the JSON equals MessageOut's.
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+
+def _message_json(row: Row[Any]) -> dict[str, Any]:
+    """MessageOut's JSON from a row of service.HISTORY_COLUMNS, without a model per message."""
+    item = dict(zip(MESSAGE_FIELDS, row, strict=True))
+    item["id"] = str(item["id"])
+    item["session_id"] = str(item["session_id"])
+    return item
 
 
 @router.post("/history", response_model=MessageOut, status_code=201)
@@ -166,29 +182,31 @@ async def send_message(
     settings: SettingsDep,
     catalog: Catalog,
     request: Request,
+    cache: CacheControl,
 ) -> Response:
     service.check_content(body.content, settings)
     assistant = await catalog.get(session.assistant_id)
     turns = _turns(request)
     if body.response_mode == "async" and turns.queue is not None:
         prepared = await turns.submit(
-            user=user, session=session, assistant=assistant, content=body.content
+            user=user, session=session, assistant=assistant, content=body.content, cache=cache
         )
         task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}
-        return JSONBytes(task, status_code=202)
+        return JSONBytes(task, status_code=202, headers=cache_headers(prepared.cache))
     turn: Turn = await turns.begin(
-        user=user, session=session, assistant=assistant, content=body.content
+        user=user, session=session, assistant=assistant, content=body.content, cache=cache
     )
+    x_cache = cache_headers(turn.cache)
     if body.response_mode == "async":
         task = {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}
-        return JSONBytes(task, status_code=202)
+        return JSONBytes(task, status_code=202, headers=x_cache)
     if body.response_mode == "streaming":
         # Wait for the first token, so an engine that fails before answering gets its own status.
         await turn.first_output.wait()
         if turn.task and turn.task.done() and turn.task.result().error and not turn.answer.content:
             return _failure(turn.task.result())
         return StreamingResponse(
-            answer_events(turn), media_type="text/event-stream", headers=SSE_HEADERS
+            answer_events(turn), media_type="text/event-stream", headers={**SSE_HEADERS, **x_cache}
         )
     end = await turn.result()
     if end.error is not None:
@@ -196,7 +214,8 @@ async def send_message(
     return JSONBytes(
         SendResult(
             user_message=MessageOut.of(turn.user_message), message=MessageOut.of(end.message)
-        ).model_dump(mode="json")
+        ).model_dump(mode="json"),
+        headers=x_cache,
     )
 
 

@@ -70,6 +70,13 @@ class MessageOut(BaseModel):
     model: str | None = None
     usage: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    cached: bool = Field(False, description="given from the answer cache, not by an engine")
+    provider: str | None = Field(
+        None, description="the engine that wrote the answer; null for the canned answer"
+    )
+    fallback: bool = Field(
+        False, description="answered by a fallback engine or the canned answer, not the usual one"
+    )
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
@@ -83,6 +90,9 @@ class MessageOut(BaseModel):
             model=message.model,
             usage=message.usage,
             error=message.error,
+            cached=bool(message.cached),
+            provider=message.provider,
+            fallback=bool(message.fallback),
         )
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Update, func, select, tuple_, update
+from sqlalchemy import Row, Update, bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatgate.audit.service import record_audit_event
 from chatgate.auth.service import User
 from chatgate.chat.models import ChatSession, Message
+from chatgate.chat.schemas import MessageOut
 from chatgate.core.config import Settings
 from chatgate.core.errors import BadRequest, Conflict, NotFound, TooLarge
 from chatgate.core.time import utcnow
@@ -179,19 +181,43 @@ async def switch_assistant(
     return session, created
 
 
+# A page of history is read as plain rows, one column per MessageOut field, never as ORM objects
+# (a MessageOut field that is not a Message column fails here, at import, not in a request).
+HISTORY_COLUMNS = tuple(getattr(Message, name) for name in MessageOut.model_fields)
+_HISTORY_PAGE = (
+    select(*HISTORY_COLUMNS)
+    .join(ChatSession, ChatSession.id == Message.session_id)
+    .where(
+        Message.session_id == bindparam("session_id"), ChatSession.user_id == bindparam("user_id")
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("limit"))
+)
+_HISTORY_PAGE_BEFORE = _HISTORY_PAGE.where(Message.id < bindparam("before"))
+
+
 async def history_page(
-    db: AsyncSession, *, session_id: uuid.UUID, limit: int, before: uuid.UUID | None
-) -> tuple[list[Message], uuid.UUID | None]:
-    """The newest `limit` messages older than `before`, oldest first, and the next `before`."""
-    query = select(Message).where(Message.session_id == session_id)
-    if before is not None:
-        query = query.where(Message.id < before)
-    query = query.order_by(Message.id.desc()).limit(limit + 1)
-    rows = list((await db.scalars(query)).all())
+    db: AsyncSession, *, user: User, session_id: uuid.UUID, limit: int, before: uuid.UUID | None
+) -> tuple[list[Row[Any]], uuid.UUID | None]:
+    """The caller's newest `limit` messages before `before`, oldest first, and the next `before`.
+
+    The hottest read in the service costs one round trip: ownership is a join, not a query of its
+    own, and the connection is in autocommit, so there is no BEGIN or ROLLBACK. Only an empty page
+    loads the session, to answer 404 when it is missing or another user's.
+    """
+    conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    params: dict[str, Any] = {"session_id": session_id, "user_id": user.id, "limit": limit + 1}
+    if before is None:
+        result = await conn.execute(_HISTORY_PAGE, params)
+    else:
+        result = await conn.execute(_HISTORY_PAGE_BEFORE, {**params, "before": before})
+    rows = list(result.all())
+    if not rows:
+        await get_owned_session(db, user=user, session_id=session_id)
     has_more = len(rows) > limit
     page = rows[:limit]
     page.reverse()
-    return page, (page[0].id if has_more and page else None)
+    return page, (page[0].id if has_more else None)
 
 
 def bump_session(session_id: uuid.UUID, *, added: int, title: str | None = None) -> Update:

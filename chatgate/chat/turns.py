@@ -9,11 +9,13 @@ written by a task in this process (`begin`: blocking, streaming, and async witho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
 from chatgate.auth.service import User
+from chatgate.cache.service import AnswerCache, CacheDirective, CachePlan, fill_from_cache
 from chatgate.chat.answers import AnswerWriter, TurnEnd
 from chatgate.chat.context import build_messages, history_budget, load_context
 from chatgate.chat.models import ChatSession, Message
@@ -24,8 +26,11 @@ from chatgate.core.errors import Conflict
 from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.core.tracing import current_trace_id
+from chatgate.guards.service import guard_turn
 from chatgate.providers.base import CompletionRequest, Provider
+from chatgate.providers.fallback import chain_spec
 from chatgate.providers.registry import ProviderRegistry
+from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import TaskQueue
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
@@ -44,6 +49,9 @@ class PreparedTurn:
     answer: Message
     request: CompletionRequest
     provider: Provider
+    cache: CachePlan | None = None
+    # Masked values to put back into the answer, known to this process only (never queued).
+    restores: bool = False
 
 
 @dataclass(eq=False)
@@ -57,6 +65,7 @@ class Turn:
     first_output: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: StopReason | None = None
     task: asyncio.Task[TurnEnd] | None = None
+    cache: CachePlan | None = None
 
     def on_text(self, text: str) -> None:
         self.events.put_nowait(text)
@@ -76,6 +85,13 @@ class Turn:
         return await asyncio.shield(self.task)
 
 
+def turn_in_progress() -> Conflict:
+    return Conflict(
+        "an answer is still being written in this session; stop it or wait",
+        code="turn_in_progress",
+    )
+
+
 class TurnManager:
     """Prepares turns, runs in-process answers, and hands queued ones to the task queue."""
 
@@ -86,27 +102,57 @@ class TurnManager:
         providers: ProviderRegistry,
         writer: AnswerWriter,
         queue: TaskQueue | None = None,
+        limiter: RateLimiter | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._database = database
+        self._limiter = limiter
         self._providers = providers
         self._writer = writer
         self.queue = queue
+        self._cache = cache
         self._active: dict[uuid.UUID, Turn] = {}
+        # Sessions whose turn is being prepared, not yet in `_active`.
+        self._starting: set[uuid.UUID] = set()
 
     async def prepare(
-        self, *, user: User, session: ChatSession, assistant: AssistantConfig, content: str
+        self,
+        *,
+        user: User,
+        session: ChatSession,
+        assistant: AssistantConfig,
+        content: str,
+        cache: CacheDirective = "use",
     ) -> PreparedTurn:
         provider = self._providers.for_assistant(assistant)
         user_tokens = provider.count_tokens(content)
         budget = history_budget(assistant, provider, user_tokens)
-        if session.id in self._active:
-            raise Conflict(
-                "an answer is still being written in this session; stop it or wait",
-                code="turn_in_progress",
+        if self._limiter is not None:
+            await self._limiter.check_tokens(
+                user=user.id, assistant=assistant.id, estimate=user_tokens
             )
+        if session.id in self._active:
+            raise turn_in_progress()
         trace_id = current_trace_id() or None
         async with self._database.session() as db:
             history = await load_context(db, session_id=session.id, budget=budget)
+            # Guarded before anything is stored: a block keeps only its audit event.
+            guard = await guard_turn(
+                db, policy=assistant.guards, history=history, content=content,
+                user_id=user.id, assistant_id=assistant.id, session_id=str(session.id),
+            )  # fmt: skip
+            if guard.private:
+                provider = self._providers.for_assistant(assistant, private=True)
+            session_state = dict((session.provider_state or {}).get(provider.id, {}))
+            # Nothing earlier for the engine to see, nothing personal: the cache may answer.
+            context_free = not history and not session_state and not guard.personal
+            plan = (
+                await self._cache.consult(
+                    assistant=assistant, provider_id=provider.id, question=content, directive=cache
+                )
+                if self._cache is not None and context_free
+                else None
+            )
             now = utcnow()
             user_message = Message(
                 id=new_id(), session_id=session.id, role="user", content=content,
@@ -118,6 +164,8 @@ class TurnManager:
                 status="streaming", token_count=0, model=assistant.model, trace_id=trace_id,
                 created_at=now, updated_at=now,
             )  # fmt: skip
+            if plan is not None and plan.text is not None:
+                fill_from_cache(answer, plan.text, token_count=provider.count_tokens(plan.text))
             db.add_all([user_message, answer])
             await db.execute(
                 bump_session(session.id, added=2, title=content.strip()[:TITLE_LENGTH])
@@ -126,41 +174,80 @@ class TurnManager:
             await db.commit()
         request = CompletionRequest(
             model=assistant.model,
-            messages=build_messages(assistant, history, content),
+            messages=build_messages(assistant, guard.history, guard.content),
             max_tokens=assistant.max_answer_tokens,
             temperature=assistant.temperature,
             user=user.id,
             trace_id=trace_id,
-            session_state=dict((session.provider_state or {}).get(provider.id, {})),
+            session_state=session_state,
+            assistant_id=assistant.id,
         )
         return PreparedTurn(
-            user_message=user_message, answer=answer, request=request, provider=provider
-        )
+            user_message=user_message, answer=answer, request=request,
+            provider=guard.wrap(provider), cache=plan, restores=guard.restores,
+        )  # fmt: skip
 
     async def begin(
-        self, *, user: User, session: ChatSession, assistant: AssistantConfig, content: str
+        self,
+        *,
+        user: User,
+        session: ChatSession,
+        assistant: AssistantConfig,
+        content: str,
+        cache: CacheDirective = "use",
     ) -> Turn:
         """Prepares the turn and writes its answer in a task of this process."""
-        prepared = await self.prepare(
-            user=user, session=session, assistant=assistant, content=content
-        )
+        # Claimed before the first await, so messages sent at once cannot start two turns.
+        if session.id in self._starting:
+            raise turn_in_progress()
+        self._starting.add(session.id)
+        try:
+            prepared = await self.prepare(
+                user=user, session=session, assistant=assistant, content=content, cache=cache
+            )
+        finally:
+            self._starting.discard(session.id)
         turn = Turn(
-            session_id=session.id, user_message=prepared.user_message, answer=prepared.answer
-        )
+            session_id=session.id, user_message=prepared.user_message, answer=prepared.answer,
+            cache=prepared.cache,
+        )  # fmt: skip
+        if prepared.cache is not None and prepared.cache.hit:
+            turn.task = asyncio.create_task(self._replay(turn))
+            return turn
         self._active[session.id] = turn
         turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
         return turn
 
     async def submit(
-        self, *, user: User, session: ChatSession, assistant: AssistantConfig, content: str
+        self,
+        *,
+        user: User,
+        session: ChatSession,
+        assistant: AssistantConfig,
+        content: str,
+        cache: CacheDirective = "use",
     ) -> PreparedTurn:
-        """Prepares the turn and queues its answer for a worker."""
+        """Prepares the turn and queues its answer for a worker (none is needed for a cached
+        one; a worker's answers are not stored in the cache)."""
         assert self.queue is not None
         prepared = await self.prepare(
-            user=user, session=session, assistant=assistant, content=content
+            user=user, session=session, assistant=assistant, content=content, cache=cache
         )
+        if prepared.cache is not None and prepared.cache.hit:
+            return prepared
+        if prepared.restores:
+            # Its masked values must not sit in Redis for a worker: written here instead.
+            turn = Turn(
+                session_id=session.id, user_message=prepared.user_message, answer=prepared.answer
+            )
+            self._active[session.id] = turn
+            turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
+            return prepared
+        # The worker asks the same engines in the same order, with the same canned answer.
         await self.queue.enqueue_answer(
-            answer_id=prepared.answer.id, provider_id=prepared.provider.id, request=prepared.request
+            answer_id=prepared.answer.id,
+            chain=chain_spec(prepared.provider),
+            request=prepared.request,
         )
         return prepared
 
@@ -182,8 +269,23 @@ class TurnManager:
                 listener=turn,
                 stop_reason=lambda: turn.stop_reason or "stopped",
             )
+            if turn.cache is not None and self._cache is not None:
+                # Stored before the answer is handed back, so the next ask finds it. A stop
+                # that comes meanwhile is too late: the answer is complete and stays so.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._cache.remember(
+                        turn.cache, sent_question=request.messages[-1].content,
+                        provider_id=provider.id, answer=end.message,
+                    )  # fmt: skip
         finally:
             self._active.pop(turn.session_id, None)
         turn.events.put_nowait(end)
         turn.first_output.set()
+        return end
+
+    async def _replay(self, turn: Turn) -> TurnEnd:
+        """A cached answer, complete in its row already: one delta with the whole text."""
+        turn.on_text(turn.answer.content)
+        end = TurnEnd(message=turn.answer, error=None)
+        turn.events.put_nowait(end)
         return end

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chatgate.core.policies import (
@@ -181,6 +181,18 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     access: AccessSettings = AccessSettings()
     log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector for OpenTelemetry spans (e.g. http://collector:4318); "
+        "unset = no spans. OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT is read too",
+        validation_alias=AliasChoices(
+            "otlp_endpoint", "CHATGATE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="share of new traces sampled; a caller's traceparent decides "
+        "for its own",
+    )  # fmt: skip
     providers: list[ProviderConfig] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
     assistants: list[AssistantConfig] = Field(default_factory=lambda: list(DEFAULT_ASSISTANTS))
 

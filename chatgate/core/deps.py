@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatgate.assistants.service import AssistantCatalog
-from chatgate.auth.service import User
+from chatgate.auth.service import User, acting_user
 from chatgate.core.config import Settings
 from chatgate.core.db import Database
 from chatgate.core.errors import Forbidden
@@ -32,9 +32,16 @@ async def _db_session(
 
 
 async def _current_user(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_chatgate_user: Annotated[str | None, Header(max_length=255)] = None,
 ) -> User:
-    user: User = await request.app.state.authenticator.authenticate(authorization)
+    """The caller, rate-limited; a service key names the end user it acts for in
+    `X-Chatgate-User` (or in the body's `user_id`/`user` where a route has one)."""
+    client_ip = getattr(request.state, "client_ip", "")
+    caller: User = await request.app.state.authenticator.authenticate(authorization, client_ip)
+    await request.app.state.limiter.check_request(caller=caller.limit_key)
+    user = acting_user(caller, x_chatgate_user) if x_chatgate_user else caller
     request.state.user_id = user.id
     return user
 

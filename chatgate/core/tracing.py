@@ -6,6 +6,7 @@ import re
 import secrets
 from contextvars import ContextVar
 
+from opentelemetry import trace as otel_trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _trace_id: ContextVar[str] = ContextVar("trace_id", default="")
@@ -32,10 +33,14 @@ def trace_id_from_headers(traceparent: str | None, request_id: str | None) -> st
 
 
 def traceparent_for(trace_id: str) -> str | None:
-    """The W3C header to pass on to engines, when the trace id is one W3C can carry."""
-    if re.fullmatch(r"[0-9a-f]{32}", trace_id):
-        return f"00-{trace_id}-{secrets.token_hex(8)}-01"
-    return None
+    """The W3C header to pass on to engines, when the trace id is one W3C can carry. With
+    OpenTelemetry spans on, its parent is the current span (the engine call's)."""
+    if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
+        return None
+    span = otel_trace.get_current_span().get_span_context()
+    if span.is_valid and span.trace_id == int(trace_id, 16):
+        return f"00-{trace_id}-{span.span_id:016x}-{span.trace_flags & 1:02x}"  # sampled only
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
 class TraceIdMiddleware:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from chatgate.core.deps import DatabaseDep
 from chatgate.core.responses import JSONBytes
+from chatgate.observability.probes import check_dependencies
 
 router = APIRouter(tags=["health"])
 
@@ -18,12 +17,9 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(database: DatabaseDep) -> JSONBytes:
-    checks: dict[str, Any] = {}
-    try:
-        await database.ping()
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means not ready; the reason is reported
-        checks["database"] = f"failed: {type(exc).__name__}"
+async def ready(request: Request, database: DatabaseDep) -> JSONBytes:
+    """Ready when the database and Redis (if configured) answer; else 503 naming what failed."""
+    checks = await check_dependencies(database, request.app.state.redis)
+    if any(result != "ok" for result in checks.values()):
         return JSONBytes({"status": "not_ready", "checks": checks}, status_code=503)
     return JSONBytes({"status": "ready", "checks": checks})

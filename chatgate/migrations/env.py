@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 import chatgate.assistants.models
 import chatgate.audit.models
+import chatgate.auth.models
 import chatgate.chat.models  # noqa: F401  (registers the tables)
 from chatgate.core.db import Base, create_engine
 

@@ -50,6 +50,64 @@ engine_errors = Counter(
 engine_requests = Counter(
     "chatgate_engine_requests_total", "Engine calls started", ["provider", "model"]
 )
+guard_hits = Counter(
+    "chatgate_guard_hits_total", "Guard finds: personal data by kind, or injection, by the "
+    "action taken (block, mask, route, flag)", ["kind", "action"],
+)  # fmt: skip
+engine_retries = Counter(
+    "chatgate_engine_retries_total", "Engine calls tried again before their first byte, by the "
+    "error that made them retry", ["provider", "code"],
+)  # fmt: skip
+breaker_state = Gauge(
+    "chatgate_breaker_state", "Circuit breaker per engine: 0 closed, 1 half-open, 2 open",
+    ["provider"], multiprocess_mode="livemax",
+)  # fmt: skip
+breaker_transitions = Counter(
+    "chatgate_breaker_transitions_total", "Circuit breaker changes, by the state entered",
+    ["provider", "to"],
+)  # fmt: skip
+breaker_refusals = Counter(
+    "chatgate_breaker_refusals_total", "Engine calls refused by an open circuit breaker",
+    ["provider"],
+)  # fmt: skip
+breaker_store_errors = Counter(
+    "chatgate_breaker_store_errors_total", "Circuit breaker checks that could not reach Redis"
+)
+fallbacks = Counter(
+    "chatgate_fallbacks_total", "Answers passed on from a failed engine to the next one in an "
+    "assistant's chain, or to its canned answer (to=\"answer\")", ["provider", "to"],
+)  # fmt: skip
+
+rate_limit_rejections = Counter(
+    "chatgate_rate_limit_rejections_total", "Requests refused by a rate limit", ["limit"]
+)
+rate_limit_errors = Counter(
+    "chatgate_rate_limit_storage_errors_total", "Rate-limit checks that could not reach storage"
+)
+cache_requests = Counter(
+    "chatgate_cache_requests_total",
+    "Context-free questions seen by the answer cache, by result (hit, miss, bypass)",
+    ["result"],
+)
+# Read when /metrics is scraped (see probes.py): shared state, so the latest reading wins.
+dependency_up = Gauge(
+    "chatgate_dependency_up", "1 when the dependency answered a check at the last scrape, else 0",
+    ["dependency"], multiprocess_mode="livemostrecent",
+)  # fmt: skip
+task_queue_depth = Gauge(
+    "chatgate_task_queue_depth", "Async answers waiting in the Redis task queue",
+    multiprocess_mode="livemostrecent",
+)  # fmt: skip
+# Each process's own pool, counted as connections come and go, summed over live processes.
+database_pool_in_use = Gauge(
+    "chatgate_database_pool_connections_in_use", "Database connections checked out of the pool",
+    multiprocess_mode="livesum",
+)  # fmt: skip
+database_pool_limit = Gauge(
+    "chatgate_database_pool_connections_limit",
+    "Most database connections the pool may hold (its size plus overflow)",
+    multiprocess_mode="livesum",
+)
 
 
 def render_metrics() -> tuple[bytes, str]:

@@ -11,12 +11,20 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from chatgate.assistants.schemas import Assistant
-from chatgate.core.deps import Catalog, CurrentUser, Providers
+from chatgate.auth.service import acting_user
+from chatgate.core.deps import Catalog, CurrentUser, DatabaseDep, Providers
 from chatgate.core.errors import AppError, NotFound
 from chatgate.core.responses import JSONBytes
 from chatgate.openai_compat.errors import OpenAIErrorRoute
 from chatgate.openai_compat.schemas import ChatCompletionRequest
-from chatgate.openai_compat.service import complete, completion_events, completion_request
+from chatgate.openai_compat.service import (
+    answer_headers,
+    complete,
+    completion_events,
+    completion_request,
+    guard_completion,
+)
+from chatgate.providers.fallback import Provenance
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -45,18 +53,33 @@ async def get_model(model_id: str, catalog: Catalog, _: CurrentUser) -> dict[str
 
 @router.post("/chat/completions")
 async def chat_completions(
-    body: ChatCompletionRequest, user: CurrentUser, catalog: Catalog, providers: Providers
+    body: ChatCompletionRequest,
+    user: CurrentUser,
+    catalog: Catalog,
+    providers: Providers,
+    database: DatabaseDep,
 ) -> Response:
     assistant = await _assistant(catalog, body.model)
-    provider = providers.for_assistant(assistant)
+    if user.is_service and body.user:
+        user = acting_user(user, body.user)
+    body, guard = await guard_completion(body, assistant=assistant, database=database, user=user)
+    provider = guard.wrap(providers.for_assistant(assistant, private=guard.private))
     request = completion_request(body, assistant=assistant, provider=provider, user=user)
     if not body.stream:
-        return JSONBytes(await complete(provider, request, model=assistant.id))
+        reply = await complete(provider, request, model=assistant.id)
+        marks = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
+        return JSONBytes(reply, headers=answer_headers(marks))
     chunks = provider.stream(request)
     # The first piece comes before the headers, so an engine that fails early gets its status.
     first = await anext(chunks, None)
     if first is None:
         raise AppError("the engine returned no answer", code="upstream_error", status=502)
+    # The fallback chain's first piece already comes from the engine (or answer) that answers.
+    source = Provenance(provider.id)
+    source.see(first)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = completion_events(first, chunks, model=assistant.id, include_usage=include_usage)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    events = completion_events(
+        first, chunks, model=assistant.id, include_usage=include_usage, source=source
+    )
+    headers = {**SSE_HEADERS, **answer_headers(source)}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)

@@ -12,8 +12,10 @@ import orjson
 from chatgate.assistants.schemas import Assistant
 from chatgate.auth.service import User
 from chatgate.chat.context import MESSAGE_OVERHEAD
+from chatgate.core.db import Database
 from chatgate.core.errors import AppError
 from chatgate.core.tracing import current_trace_id
+from chatgate.guards.service import GuardOutcome, guard_texts
 from chatgate.openai_compat.schemas import ChatCompletionRequest
 from chatgate.providers.base import (
     ChatTurn,
@@ -23,6 +25,7 @@ from chatgate.providers.base import (
     ProviderError,
     Usage,
 )
+from chatgate.providers.fallback import Provenance
 
 
 def completion_request(
@@ -66,14 +69,51 @@ def completion_request(
     )
 
 
+async def guard_completion(
+    body: ChatCompletionRequest, *, assistant: Assistant, database: Database, user: User
+) -> tuple[ChatCompletionRequest, GuardOutcome]:
+    """The assistant's guards over every message the client sends (it holds the whole
+    conversation); the request as the engine may see it, masked where the policy says."""
+    outcome = await guard_texts(
+        database,
+        policy=assistant.guards,
+        texts=[("user" if m.role == "user" else "client", m.text()) for m in body.messages],
+        user_id=user.id,
+        assistant_id=assistant.id,
+        surface="openai",
+    )
+    if outcome.placeholders:
+        messages = [
+            m.model_copy(update={"content": text})
+            for m, text in zip(body.messages, outcome.texts, strict=True)
+        ]
+        body = body.model_copy(update={"messages": messages})
+    return body, outcome
+
+
 def completion_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
+
+
+def answer_marks(source: Provenance) -> dict[str, Any]:
+    """chatgate's own fields on a completion: the engine that answered (null for the
+    assistant's canned answer) and whether that was a fallback."""
+    return {"chatgate_fallback": source.fallback, "chatgate_provider": source.provider}
+
+
+def answer_headers(source: Provenance) -> dict[str, str]:
+    headers = {"X-Chatgate-Fallback": "true" if source.fallback else "false"}
+    if source.provider:
+        headers["X-Chatgate-Provider"] = source.provider
+    return headers
 
 
 async def complete(provider: Provider, request: CompletionRequest, *, model: str) -> dict[str, Any]:
     parts: list[str] = []
     usage, finish = Usage(), "stop"
+    source = Provenance(provider.id)
     async for chunk in provider.stream(request):
+        source.see(chunk)
         if chunk.replace:  # the engine rewrote its answer so far (e.g. Dify's moderation)
             parts.clear()
         parts.append(chunk.text)
@@ -93,6 +133,7 @@ async def complete(provider: Provider, request: CompletionRequest, *, model: str
             }
         ],
         "usage": usage.as_dict(),
+        **answer_marks(source),
     }
 
 
@@ -103,7 +144,12 @@ def _finish_reason(reason: str | None) -> str | None:
 
 
 async def completion_events(
-    first: Chunk, rest: AsyncIterator[Chunk], *, model: str, include_usage: bool
+    first: Chunk,
+    rest: AsyncIterator[Chunk],
+    *,
+    model: str,
+    include_usage: bool,
+    source: Provenance | None = None,
 ) -> AsyncIterator[bytes]:
     """OpenAI's `chat.completion.chunk` stream: role, content deltas, finish, usage, [DONE]."""
     head = {
@@ -112,6 +158,7 @@ async def completion_events(
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": None,
+        **(answer_marks(source) if source else {}),
     }
 
     def event(delta: dict[str, Any], finish: str | None = None) -> bytes:

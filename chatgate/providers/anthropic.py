@@ -25,6 +25,7 @@ from chatgate.providers.base import (
     ProviderTimeout,
     ProviderUnavailable,
     Usage,
+    engine_timeout,
     estimate_tokens,
 )
 
@@ -142,9 +143,11 @@ class AnthropicProvider:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         assert self._http is not None, "provider not started"
         timeouts = self.config.timeouts
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         final = now + timeouts.total
         deadline = min(now + timeouts.first_token, final)
+        flowing = False
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._http.post(
@@ -183,13 +186,16 @@ class AnthropicProvider:
                             error = event.get("error") or {}
                             raise self._error(None, error.get("type"), error.get("message"))
                         if chunk := events.feed(event):
-                            if chunk.text:
-                                deadline = final
                             yield chunk
+                            if chunk.text:
+                                # Once text flows, silence may last between_tokens at most.
+                                flowing = True
+                                deadline = min(loop.time() + timeouts.between_tokens, final)
             finally:
                 response.close()
         except TimeoutError:
-            raise ProviderTimeout(f"engine {self.id!r} did not answer in time") from None
+            overdue = loop.time() >= final
+            raise engine_timeout(f"engine {self.id!r}", flowing=flowing, overdue=overdue) from None
         except aiohttp.ClientConnectorError as exc:
             raise ProviderUnavailable(
                 f"engine {self.id!r} is unreachable: {exc.os_error}"

@@ -30,6 +30,8 @@ class CompletionRequest:
     stream: bool = True
     # What this engine keeps about the session between turns (e.g. Dify's conversation_id).
     session_state: dict[str, str] = field(default_factory=dict)
+    # The assistant asked for, so usage can be metered against its token budget.
+    assistant_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +60,10 @@ class Chunk:
     # The text replaces the whole answer so far instead of adding to it (Dify's message_replace,
     # sent when the app's output moderation rewrites an answer).
     replace: bool = False
+    # Set by an assistant's fallback chain: the engine that produced this piece (None for the
+    # canned answer), and whether the answer comes from anything but the assistant's own engine.
+    provider: str | None = None
+    fallback: bool = False
 
 
 class Provider(Protocol):
@@ -92,6 +98,16 @@ class ProviderRateLimited(ProviderError):
 
 class EngineBusy(ProviderError):
     status, code = 503, "engine_busy"
+
+
+def engine_timeout(subject: str, *, flowing: bool, overdue: bool) -> ProviderTimeout:
+    """The timeout error of an HTTP engine: no first text, silence mid-answer, or no end in
+    the total time (`subject` names the engine, e.g. "engine 'x'")."""
+    if not flowing:
+        return ProviderTimeout(f"{subject} did not answer in time")
+    if overdue:
+        return ProviderTimeout(f"{subject} did not finish its answer in the total time allowed")
+    return ProviderTimeout(f"{subject} went silent mid-answer")
 
 
 def estimate_tokens(text: str) -> int:

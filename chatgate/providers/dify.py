@@ -30,9 +30,9 @@ from chatgate.providers.base import (
     CompletionRequest,
     ProviderError,
     ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
     Usage,
+    engine_timeout,
     estimate_tokens,
 )
 
@@ -133,9 +133,11 @@ class DifyProvider:
             else "",
         )
         timeouts = self.config.timeouts
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         final = now + timeouts.total
         deadline = min(now + timeouts.first_token, final)
+        flowing = False
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._http.post(
@@ -161,9 +163,11 @@ class DifyProvider:
                         )
                     chunk = self._chunk_from_line(line, run)
                     if chunk is not None:
-                        if chunk.text or chunk.replace:
-                            deadline = final
                         yield chunk
+                        if chunk.text or chunk.replace:
+                            # Once text flows, silence may last between_tokens at most.
+                            flowing = True
+                            deadline = min(loop.time() + timeouts.between_tokens, final)
             finally:
                 response.close()
                 if run.task_id and not run.finished:
@@ -174,7 +178,8 @@ class DifyProvider:
             yield Chunk(session_state={"conversation_id": ""})
             raise
         except TimeoutError:
-            raise ProviderTimeout(f"Dify app {self.id!r} did not answer in time") from None
+            subject, overdue = f"Dify app {self.id!r}", loop.time() >= final
+            raise engine_timeout(subject, flowing=flowing, overdue=overdue) from None
         except aiohttp.ClientConnectorError as exc:
             raise ProviderUnavailable(
                 f"Dify app {self.id!r} is unreachable: {exc.os_error}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from chatgate.observability import metrics
+from chatgate.observability import metrics, tracing
 from chatgate.observability.middleware import request_stats
 from chatgate.providers.base import Chunk, CompletionRequest, Provider, ProviderError, Usage
 
@@ -28,19 +28,26 @@ class ObservedProvider:
         provider, model = self.id, request.model
         metrics.engine_requests.labels(provider, model).inc()
         stats = request_stats()
+        span = tracing.start_engine_span(provider, model)
+        chunks = self.inner.stream(request)
+        if span is not None:
+            chunks = tracing.first_step_under(span, chunks)
         start = time.perf_counter()
         first_seen = False
         usage: Usage | None = None
+        error: str | None = None
         try:
-            async for chunk in self.inner.stream(request):
+            async for chunk in chunks:
                 if chunk.text and not first_seen:
                     first_seen = True
-                    metrics.engine_first_token.labels(provider, model).observe(
-                        time.perf_counter() - start
-                    )
+                    waited = time.perf_counter() - start
+                    metrics.engine_first_token.labels(provider, model).observe(waited)
+                    if span is not None:
+                        span.add_event("first_token")
                 usage = chunk.usage or usage
                 yield chunk
         except ProviderError as exc:
+            error = exc.code
             metrics.engine_errors.labels(provider, model, exc.code).inc()
             raise
         finally:
@@ -51,3 +58,9 @@ class ObservedProvider:
             if usage is not None:
                 metrics.engine_tokens.labels(provider, model, "input").inc(usage.prompt_tokens)
                 metrics.engine_tokens.labels(provider, model, "output").inc(usage.completion_tokens)
+            if span is not None:
+                tokens = {} if usage is None else {
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                }  # fmt: skip
+                tracing.end_span(span, error=error, **tokens)

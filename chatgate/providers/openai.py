@@ -20,9 +20,9 @@ from chatgate.providers.base import (
     CompletionRequest,
     ProviderError,
     ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
     Usage,
+    engine_timeout,
     estimate_tokens,
 )
 
@@ -83,9 +83,11 @@ class OpenAIProvider:
         # consumer's code between two chunks.
         assert self._http is not None, "provider not started"
         timeouts = self.config.timeouts
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         final = now + timeouts.total
         deadline = min(now + timeouts.first_token, final)
+        flowing = False
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._http.post(
@@ -113,13 +115,16 @@ class OpenAIProvider:
                     if chunk is _DONE:
                         return
                     if chunk is not None:
-                        if chunk.text:
-                            deadline = final
                         yield chunk
+                        if chunk.text:
+                            # Once text flows, the engine may stay silent between_tokens at most.
+                            flowing = True
+                            deadline = min(loop.time() + timeouts.between_tokens, final)
             finally:
                 response.close()
         except TimeoutError:
-            raise ProviderTimeout(f"engine {self.id!r} did not answer in time") from None
+            overdue = loop.time() >= final
+            raise engine_timeout(f"engine {self.id!r}", flowing=flowing, overdue=overdue) from None
         except aiohttp.ClientConnectorError as exc:
             raise ProviderUnavailable(
                 f"engine {self.id!r} is unreachable: {exc.os_error}"

@@ -1,13 +1,27 @@
-"""Builds one provider per configured engine at start-up and closes them at shutdown."""
+"""Builds one provider per configured engine at start-up and closes them at shutdown.
+
+Each engine is wrapped in its resilience (see resilient.py); an assistant gets its fallback chain.
+"""
 
 from __future__ import annotations
 
 import importlib
+import random
+
+from redis.asyncio import Redis
 
 from chatgate.core.config import AssistantConfig, ProviderConfig
 from chatgate.core.errors import ServiceUnavailable
 from chatgate.providers.base import Provider
+from chatgate.providers.breaker import (
+    BreakerStore,
+    CircuitBreaker,
+    LocalBreakerStore,
+    RedisBreakerStore,
+)
+from chatgate.providers.fallback import ChainSpec, FallbackChain
 from chatgate.providers.observed import ObservedProvider
+from chatgate.providers.resilient import BreakerProvider, RetryingProvider
 
 # type -> (module, class); imported on use, so llama.cpp loads only when a local engine is set.
 PROVIDER_CLASSES = {
@@ -18,15 +32,27 @@ PROVIDER_CLASSES = {
 }
 
 
-def build_provider(config: ProviderConfig) -> Provider:
+def build_provider(
+    config: ProviderConfig, *, breakers: BreakerStore, rng: random.Random | None = None
+) -> Provider:
+    """The engine, its retries, its call metrics and its circuit breaker, outermost last."""
     module, name = PROVIDER_CLASSES[config.type]
     provider: Provider = getattr(importlib.import_module(module), name)(config)
-    return ObservedProvider(provider)
+    retrying = RetryingProvider(provider, config, rng=rng or random.Random())
+    breaker = CircuitBreaker.for_provider(config, breakers)
+    return BreakerProvider(ObservedProvider(retrying), breaker)
 
 
 class ProviderRegistry:
-    def __init__(self, configs: list[ProviderConfig]) -> None:
-        self._providers = {config.id: build_provider(config) for config in configs}
+    def __init__(self, configs: list[ProviderConfig], *, redis: Redis | None = None) -> None:
+        # With Redis every process shares each engine's breaker; otherwise it is this process's.
+        self.breakers: BreakerStore = (
+            RedisBreakerStore(redis) if redis is not None else LocalBreakerStore()
+        )
+        rng = random.Random()
+        self._providers = {
+            config.id: build_provider(config, breakers=self.breakers, rng=rng) for config in configs
+        }
 
     def get(self, provider_id: str) -> Provider:
         try:
@@ -37,11 +63,19 @@ class ProviderRegistry:
             ) from None
 
     def for_assistant(self, assistant: AssistantConfig, *, private: bool = False) -> Provider:
-        """The engine an assistant's answer comes from; `private` picks the engine that may see
-        personal data (its guard policy's private_provider)."""
-        if private and assistant.guards.private_provider:
-            return self.get(assistant.guards.private_provider)
-        return self.get(assistant.provider)
+        """The engine an assistant's answer comes from: its fallback chain (its engine, its
+        fallback engines, its canned answer). `private` picks the engine that may see personal
+        data (its guard policy's private_provider), with no fallback to any other engine."""
+        if private:
+            engine = assistant.guards.private_provider or assistant.provider
+            return self.chain(ChainSpec((engine,), assistant.fallback_answer))
+        providers = (assistant.provider, *assistant.fallback_providers)
+        return self.chain(ChainSpec(providers, assistant.fallback_answer))
+
+    def chain(self, spec: ChainSpec) -> FallbackChain:
+        """A chain by name (each engine once, in order), e.g. for a queue worker."""
+        links = [self.get(provider_id) for provider_id in dict.fromkeys(spec.providers)]
+        return FallbackChain(links, fallback_answer=spec.fallback_answer)
 
     async def start(self) -> None:
         for provider in self._providers.values():

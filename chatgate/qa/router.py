@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from chatgate.auth.service import User
+from chatgate.auth.service import acting_user
+from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.turns import TurnManager
 from chatgate.core.deps import Catalog, CurrentUser, DbSession, SettingsDep
-from chatgate.core.errors import AppError, BadRequest, Forbidden
+from chatgate.core.errors import AppError, BadRequest
 from chatgate.core.tracing import current_trace_id
 from chatgate.qa.schemas import Answer, Question
 
 router = APIRouter(prefix="/v1", tags=["qa"])
-
-
-def acting_user(caller: User, user_id: str | None) -> User:
-    """The end user a question is asked for: the caller, or whom an admin names."""
-    if user_id is None or user_id == caller.id:
-        return caller
-    if not caller.is_admin:
-        raise Forbidden("only admins may ask for another user", code="acting_for_user_forbidden")
-    return User(id=user_id)
 
 
 @router.post("/qa", response_model=Answer)
@@ -32,6 +24,8 @@ async def ask(
     db: DbSession,
     settings: SettingsDep,
     catalog: Catalog,
+    cache: CacheControl,
+    response: Response,
 ) -> Answer:
     service.check_content(body.question, settings)
     user = acting_user(caller, body.user_id)
@@ -48,7 +42,10 @@ async def ask(
         assistant = await catalog.get(assistant_id)
         session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
     turns: TurnManager = request.app.state.turns
-    turn = await turns.begin(user=user, session=session, assistant=assistant, content=body.question)
+    turn = await turns.begin(
+        user=user, session=session, assistant=assistant, content=body.question, cache=cache
+    )
+    response.headers.update(cache_headers(turn.cache))
     end = await turn.result()
     if end.error is not None:
         raise end.error
@@ -57,5 +54,6 @@ async def ask(
             "the answer was stopped before it finished", code="answer_interrupted", status=409
         )
     return Answer(
-        answer=end.message.content, trace_id=current_trace_id(), session_id=str(session.id)
-    )
+        answer=end.message.content, trace_id=current_trace_id(), session_id=str(session.id),
+        cached=bool(end.message.cached),
+    )  # fmt: skip

@@ -16,3 +16,4 @@ class Answer(BaseModel):
     answer: str
     trace_id: str
     session_id: str
+    cached: bool = Field(False, description="given from the answer cache, not by an engine")

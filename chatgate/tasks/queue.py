@@ -9,6 +9,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job, JobStatus
 
 from chatgate.providers.base import CompletionRequest
+from chatgate.providers.fallback import ChainSpec
 
 WRITE_ANSWER = "write_answer"
 QueueStatus = Literal["queued", "running"]
@@ -27,10 +28,11 @@ class TaskQueue:
         await self.redis.aclose()
 
     async def enqueue_answer(
-        self, *, answer_id: uuid.UUID, provider_id: str, request: CompletionRequest
+        self, *, answer_id: uuid.UUID, chain: ChainSpec, request: CompletionRequest
     ) -> None:
+        """Queues an answer with the engines to ask, in order, and the canned answer."""
         await self.redis.enqueue_job(
-            WRITE_ANSWER, str(answer_id), provider_id, request,
+            WRITE_ANSWER, str(answer_id), chain, request,
             _job_id=str(answer_id), _queue_name=self.queue_name,
         )  # fmt: skip
 

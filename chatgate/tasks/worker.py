@@ -17,14 +17,16 @@ from chatgate.core.config import Settings
 from chatgate.core.db import Database
 from chatgate.core.logging import configure_logging
 from chatgate.providers.base import CompletionRequest
+from chatgate.providers.fallback import ChainSpec
 from chatgate.providers.registry import ProviderRegistry
+from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import WRITE_ANSWER
 
 log = logging.getLogger("chatgate.worker")
 
 
 async def write_answer(
-    ctx: dict[str, Any], answer_id: str, provider_id: str, request: CompletionRequest
+    ctx: dict[str, Any], answer_id: str, chain: ChainSpec | str, request: CompletionRequest
 ) -> dict[str, Any]:
     database: Database = ctx["database"]
     async with database.session() as db:
@@ -34,7 +36,9 @@ async def write_answer(
         return {"skipped": True, "worker": os.getpid()}
     if answer.content:
         answer.content = ""  # an earlier try died part-way; this one starts over
-    provider = ctx["providers"].get(provider_id)
+    registry: ProviderRegistry = ctx["providers"]
+    # A job queued by an older API process names a single engine.
+    provider = registry.chain(chain) if isinstance(chain, ChainSpec) else registry.get(chain)
     writer: AnswerWriter = ctx["writer"]
     end = await writer.write(answer=answer, provider=provider, request=request)
     return {"status": end.message.status, "worker": os.getpid()}
@@ -46,12 +50,17 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
 
     async def startup(ctx: dict[str, Any]) -> None:
         database = Database(settings.database_url, pool_size=settings.database_pool_size)
-        providers = ProviderRegistry(settings.providers)
+        # arq's own Redis connection also carries the engines' shared circuit breakers.
+        providers = ProviderRegistry(settings.providers, redis=ctx["redis"])
         await providers.start()
         ctx.update(
             database=database,
             providers=providers,
-            writer=AnswerWriter(database=database, flush_every=settings.stream_flush_seconds),
+            writer=AnswerWriter(
+                database=database,
+                flush_every=settings.stream_flush_seconds,
+                limiter=RateLimiter(settings.rate_limits, settings.redis_url),
+            ),
         )
         log.info("worker ready", extra={"queue": settings.task_queue, "pid": os.getpid()})
 
@@ -59,7 +68,10 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         await ctx["providers"].close()
         await ctx["database"].close()
 
-    longest = max(p.timeouts.total + p.queue_timeout for p in settings.providers)
+    # A fallback chain may try every engine in turn, each for up to its whole time.
+    longest = sum(
+        p.timeouts.total + p.timeouts.first_token + p.queue_timeout for p in settings.providers
+    )
     return Worker(
         functions=[func(write_answer, name=WRITE_ANSWER, max_tries=3)],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),

@@ -20,6 +20,7 @@ const state = {
   messages: [], // what the timeline shows, oldest first
   nextBefore: null,
   loadingOlder: false,
+  pagedBack: false, // older pages were loaded: the top of the list is worth saying
   generation: 0, // bumped whenever another session opens, so late answers are dropped
 };
 
@@ -106,10 +107,10 @@ async function resume() {
         return;
       }
     } catch (error) {
-      if (error instanceof ApiError && error.status === 401) return handleError(error);
-      if (!(error instanceof ApiError) || error.status !== 404) handleError(error);
+      // Anything but "no such conversation" may pass: keep the id for the next try.
+      if (!(error instanceof ApiError) || ![404, 422].includes(error.status)) return handleError(error);
     }
-    storage.set(KEYS.session, null);
+    storage.set(KEYS.session, null); // deleted meanwhile, or another user's
   }
   const last = findAssistant(storage.get(KEYS.assistant)) || state.assistants[0];
   await switchAssistant(last.id, { force: true });
@@ -210,6 +211,7 @@ async function switchAssistant(assistantId, { force = false } = {}) {
   if (!force && state.assistant && state.assistant.id === assistantId && state.session) return;
   const generation = ++state.generation;
   state.assistant = findAssistant(assistantId);
+  state.session = null; // nothing is sent until the assistant's conversation is open
   renderTabs();
   showLoading("Opening the conversation…");
   try {
@@ -228,7 +230,9 @@ async function switchAssistant(assistantId, { force = false } = {}) {
 
 function showLoading(text) {
   timeline.clear();
-  $("older").replaceChildren(el("span", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), text));
+  $("older").replaceChildren(
+    el("span", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), text),
+  );
   $("scroller").setAttribute("aria-busy", "true");
 }
 
@@ -259,7 +263,10 @@ function renderEmpty() {
           { class: "empty-card" },
           el("h2", { text: `Start a conversation with ${assistant ? assistant.name : "the assistant"}` }),
           assistant && assistant.description ? el("p", { text: assistant.description }) : null,
-          el("p", { class: "muted small", text: "Answers appear as they are written. Markdown is supported." }),
+          el("p", {
+            class: "muted small",
+            text: "Answers appear as they are written. Markdown is supported.",
+          }),
         )
       : null,
   );
@@ -269,13 +276,24 @@ function renderOlder() {
   const older = $("older");
   if (state.loadingOlder) {
     older.replaceChildren(
-      el("span", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), "Loading older messages…"),
+      el(
+        "span",
+        { class: "loading" },
+        el("span", { class: "spinner", "aria-hidden": "true" }),
+        "Loading older messages…",
+      ),
     );
   } else if (state.nextBefore) {
     older.replaceChildren(
-      el("button", { type: "button", class: "button button-quiet", id: "load-older", text: "Load older messages", onclick: loadOlder }),
+      el("button", {
+        type: "button",
+        class: "button button-quiet",
+        id: "load-older",
+        text: "Load older messages",
+        onclick: loadOlder,
+      }),
     );
-  } else if (state.messages.length) {
+  } else if (state.pagedBack) {
     older.replaceChildren(el("span", { class: "muted small", text: "Start of the conversation" }));
   } else {
     older.replaceChildren();
@@ -290,6 +308,7 @@ async function openSession(session) {
   state.messages = [];
   state.nextBefore = null;
   state.loadingOlder = false;
+  state.pagedBack = false;
   storage.set(KEYS.session, session.id);
   storage.set(KEYS.assistant, session.assistant_id);
   timeline.setAssistantName(state.assistant ? state.assistant.name : "Assistant");
@@ -334,12 +353,15 @@ async function loadOlder() {
   renderOlder();
   try {
     const session = state.session.id;
-    const page = await getJSON(`/v1/history/${session}?limit=${PAGE}&before=${encodeURIComponent(state.nextBefore)}`);
+    const page = await getJSON(
+      `/v1/history/${session}?limit=${PAGE}&before=${encodeURIComponent(state.nextBefore)}`,
+    );
     if (generation !== state.generation) return;
     const older = page.data.map(fromServer);
     state.messages = [...older, ...state.messages];
     state.nextBefore = page.has_more ? page.next_before : null;
     state.loadingOlder = false;
+    state.pagedBack = true;
     renderOlder();
     timeline.prepend(older);
   } catch (error) {
@@ -457,6 +479,10 @@ $("drawer-toggle").addEventListener("click", () => {
   else openDrawer();
 });
 $("backdrop").addEventListener("click", closeDrawer);
+$("drawer-close").addEventListener("click", () => {
+  closeDrawer();
+  $("drawer-toggle").focus();
+});
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && $("app").classList.contains("drawer-open")) {
     closeDrawer();

@@ -100,9 +100,12 @@ export class Composer {
       return;
     }
     if (this.streams.has(session.id)) {
-      this.view.showNotice("Wait for this answer to finish, or press Stop, before sending the next message.", {
-        kind: "info",
-      });
+      this.view.showNotice(
+        "Wait for this answer to finish, or press Stop, before sending the next message.",
+        {
+          kind: "info",
+        },
+      );
       return;
     }
     this.input.value = "";
@@ -144,7 +147,14 @@ export class Composer {
   async run(session, text) {
     const now = new Date().toISOString();
     const assistant = this.view.assistant();
-    const user = { key: localKey(), role: "user", content: text, status: "complete", created_at: now, sending: true };
+    const user = {
+      key: localKey(),
+      role: "user",
+      content: text,
+      status: "complete",
+      created_at: now,
+      sending: true,
+    };
     const answer = {
       key: localKey(),
       role: "assistant",
@@ -194,7 +204,10 @@ export class Composer {
           ended = true;
           Object.assign(answer, event.data.message || { status: "failed", error: event.data.error });
           this.show(stream, answer);
-          this.report(stream, new ApiError({ status: -1, ...event.data.error, traceId: event.data.error.trace_id }));
+          this.report(
+            stream,
+            new ApiError({ status: -1, ...event.data.error, traceId: event.data.error.trace_id }),
+          );
         }
       }
       if (!ended) this.cutOff(stream, "connection_lost");
@@ -263,7 +276,8 @@ export class Composer {
     const session = this.view.session();
     if (session && session.id === stream.sessionId) {
       this.sync();
-      if (document.activeElement === document.body || document.activeElement === this.stop) this.input.focus();
+      if (document.activeElement === document.body || document.activeElement === this.stop)
+        this.input.focus();
     }
     try {
       this.view.titleChanged(await getJSON(`/v1/sessions/${stream.sessionId}`));

@@ -5,6 +5,7 @@
 
 const { marked, DOMPurify } = globalThis;
 
+// prettier-ignore
 const TAGS = [
   "a", "p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "blockquote",
   "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -56,7 +57,10 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
 
 DOMPurify.addHook("uponSanitizeAttribute", (node, data) => {
   // Only marked's "language-xyz" classes on code survive; nothing can borrow the page's styles.
-  if (data.attrName === "class" && !(node.tagName === "CODE" && /^language-[\w+#.-]+$/.test(data.attrValue))) {
+  if (
+    data.attrName === "class" &&
+    !(node.tagName === "CODE" && /^language-[\w+#.-]+$/.test(data.attrValue))
+  ) {
     data.keepAttr = false;
   }
 });
@@ -71,4 +75,3 @@ export function renderMarkdown(source) {
   }
   return DOMPurify.sanitize(html, PURIFY);
 }
-

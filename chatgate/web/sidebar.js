@@ -50,7 +50,9 @@ export class Sidebar {
       this.list.setAttribute("aria-busy", "true");
     }
     try {
-      const page = await getJSON(`/v1/sessions?assistant_id=${encodeURIComponent(assistantId)}&limit=${LIST_PAGE}`);
+      const page = await getJSON(
+        `/v1/sessions?assistant_id=${encodeURIComponent(assistantId)}&limit=${LIST_PAGE}`,
+      );
       if (generation !== this.generation) return;
       this.sessions = page.data;
       this.cursor = page.has_more ? page.next_cursor : null;
@@ -117,7 +119,11 @@ export class Sidebar {
         el(
           "span",
           { class: "session-meta" },
-          el("time", { datetime: session.updated_at, title: longTime(session.updated_at), text: agoTime(session.updated_at) }),
+          el("time", {
+            datetime: session.updated_at,
+            title: longTime(session.updated_at),
+            text: agoTime(session.updated_at),
+          }),
           ` · ${count} message${count === 1 ? "" : "s"}`,
         ),
       ),
@@ -126,12 +132,24 @@ export class Sidebar {
         { class: "session-actions" },
         el(
           "button",
-          { type: "button", class: "icon-button", "aria-label": `Rename “${title}”`, title: "Rename", onclick: () => this.rename(session) },
+          {
+            type: "button",
+            class: "icon-button",
+            "aria-label": `Rename “${title}”`,
+            title: "Rename",
+            onclick: () => this.rename(session),
+          },
           icon("rename"),
         ),
         el(
           "button",
-          { type: "button", class: "icon-button danger", "aria-label": `Delete “${title}”`, title: "Delete", onclick: () => this.remove(session) },
+          {
+            type: "button",
+            class: "icon-button danger",
+            "aria-label": `Delete “${title}”`,
+            title: "Delete",
+            onclick: () => this.remove(session),
+          },
           icon("delete"),
         ),
       ),

@@ -25,16 +25,14 @@ export function localKey() {
   return `local-${localCounter}`;
 }
 
-function addCopyButtons(body) {
+/** A header on each code block: its language, when known, and a Copy button. */
+function decorateCode(body) {
   for (const pre of body.querySelectorAll("pre")) {
-    const button = el("button", {
-      type: "button",
-      class: "copy-code",
-      "aria-label": "Copy code",
-      text: "Copy",
-    });
+    const code = pre.querySelector("code");
+    const language = code && /(?:^|\s)language-([\w+#.-]+)/.exec(code.className);
     pre.classList.add("has-copy");
-    pre.append(button);
+    if (language) pre.append(el("span", { class: "code-lang", "aria-hidden": "true", text: language[1] }));
+    pre.append(el("button", { type: "button", class: "copy-code", "aria-label": "Copy code", text: "Copy" }));
   }
 }
 
@@ -98,12 +96,27 @@ export class Timeline {
     return this.nodes.has(message.key);
   }
 
-  /** Re-renders one message now (status, marks and text). */
+  /**
+   * Re-renders one message now (status, marks and text), in place: the answer's body stays the
+   * same element, so a screen reader announces its final text when aria-busy drops.
+   */
   update(message) {
     const node = this.nodes.get(message.key);
     if (!node) return;
+    this.cancelPending(message);
     const stick = this.nearBottom();
-    node.replaceWith(this.build(message));
+    const mark = messageMark(message);
+    this.decorate(node, message, mark);
+    node
+      .querySelector(".msg-head")
+      .replaceWith(this.head(message, mark, node.getAttribute("aria-labelledby")));
+    const body = node.querySelector(".msg-body");
+    if (body.hasAttribute("aria-live"))
+      body.setAttribute("aria-busy", message.status === "streaming" ? "true" : "false");
+    this.fillBody(body, message);
+    const note = node.querySelector(".msg-note");
+    if (note) note.remove();
+    if (mark && mark.note) node.append(el("p", { class: "msg-note", text: mark.note }));
     if (stick) this.scrollToBottom();
   }
 
@@ -132,14 +145,46 @@ export class Timeline {
     this.scroller.scrollTop = this.scroller.scrollHeight;
   }
 
-  build(message) {
+  cancelPending(message) {
     const pending = this.pending.get(message.key);
     if (pending) {
       cancelAnimationFrame(pending);
       this.pending.delete(message.key);
     }
+  }
+
+  role(message) {
+    return message.role in this.names ? message.role : "system";
+  }
+
+  decorate(node, message, mark) {
+    const classes = ["msg", `msg-${this.role(message)}`];
+    if (mark) classes.push(`msg-${mark.kind}`);
+    if (message.sending) classes.push("msg-sending");
+    node.className = classes.join(" ");
+    node.dataset.status = message.status;
+    if (message.id) node.dataset.id = message.id;
+  }
+
+  head(message, mark, id) {
+    return el(
+      "div",
+      { class: "msg-head", id },
+      el("span", { class: "msg-role", text: this.names[this.role(message)] }),
+      el("time", {
+        class: "msg-time",
+        datetime: message.created_at,
+        title: longTime(message.created_at),
+        text: shortTime(message.created_at),
+      }),
+      mark ? el("span", { class: `badge badge-${mark.kind}`, text: mark.badge }) : null,
+      message.sending ? el("span", { class: "badge badge-sending", text: "Sending…" }) : null,
+    );
+  }
+
+  build(message) {
+    this.cancelPending(message);
     const mark = messageMark(message);
-    const role = message.role in this.names ? message.role : "system";
     const streaming = message.status === "streaming";
     const headingId = `msg-${message.key}`;
     const body = el("div", {
@@ -150,29 +195,12 @@ export class Timeline {
     this.fillBody(body, message);
     const node = el(
       "li",
-      {
-        class: `msg msg-${role}${mark ? ` msg-${mark.kind}` : ""}${message.sending ? " msg-sending" : ""}`,
-        "data-key": message.key,
-        "data-id": message.id || null,
-        "data-status": message.status,
-        "aria-labelledby": headingId,
-      },
-      el(
-        "div",
-        { class: "msg-head", id: headingId },
-        el("span", { class: "msg-role", text: this.names[role] }),
-        el("time", {
-          class: "msg-time",
-          datetime: message.created_at,
-          title: longTime(message.created_at),
-          text: shortTime(message.created_at),
-        }),
-        mark ? el("span", { class: `badge badge-${mark.kind}`, text: mark.badge }) : null,
-        message.sending ? el("span", { class: "badge badge-sending", text: "Sending…" }) : null,
-      ),
+      { "data-key": message.key, "aria-labelledby": headingId },
+      this.head(message, mark, headingId),
       body,
       mark && mark.note ? el("p", { class: "msg-note", text: mark.note }) : null,
     );
+    this.decorate(node, message, mark);
     this.nodes.set(message.key, node);
     return node;
   }
@@ -190,8 +218,12 @@ export class Timeline {
       );
       return;
     }
+    if (!message.content) {
+      body.replaceChildren(el("p", { class: "no-text", text: "No text was written." }));
+      return;
+    }
     body.replaceChildren(renderMarkdown(message.content));
-    addCopyButtons(body);
+    decorateCode(body);
   }
 
   onClick(event) {
@@ -204,7 +236,10 @@ export class Timeline {
       setTimeout(() => (button.textContent = "Copy"), 1500);
     };
     if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(text).then(() => done("Copied"), () => done("Copy failed"));
+      navigator.clipboard.writeText(text).then(
+        () => done("Copied"),
+        () => done("Copy failed"),
+      );
     } else {
       done("Copy failed");
     }

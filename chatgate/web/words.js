@@ -46,9 +46,10 @@ export function describeError(error) {
   if (GUARD.test(code)) {
     return "This message was blocked by a safety check — for example, it may contain personal data such as a phone, ID or card number. Rephrase it and try again.";
   }
-  if (code.startsWith("upstream_") || code === "provider_not_configured" || [502, 503, 504].includes(status)) {
+  if (code.startsWith("upstream_") || code === "provider_not_configured" || [502, 504].includes(status)) {
     return "The AI engine is not answering right now. Try again in a little while.";
   }
+  if (status === 503) return "chatgate is briefly unavailable. Try again in a moment.";
   if (code === "session_not_found") return "This conversation no longer exists.";
   if (code === "assistant_not_found" || code === "assistant_disabled") {
     return "This assistant is not available any more.";
@@ -90,15 +91,23 @@ export function messageMark(message) {
       kind: "fallback",
     };
   }
+  if (message.cached) return { badge: "Cached", note: "", kind: "cached" };
   return null;
 }
 
 const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dayAndClock = new Intl.DateTimeFormat(undefined, {
-  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
 });
 const fullDate = new Intl.DateTimeFormat(undefined, {
-  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
 });
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });

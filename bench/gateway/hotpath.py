@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""The pieces of chatgate's /v1/chat/completions hot path, timed one by one, in process.
+
+    .venv/bin/python bench/gateway/hotpath.py [--chatgate REF_OR_DIR]
+
+Each figure is CPU microseconds per call (process CPU time, all threads, so work handed to a
+thread still counts), the best batch of several: the minimum is what the code costs, the rest
+is other work on a shared machine, so these figures hold still where run.py's latencies do not.
+Each line sets what chatgate does today beside the cheaper way a change would do it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PYTHON.exists():
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+sys.path.insert(0, str(HERE.parent))
+
+import servers  # noqa: E402
+
+BATCH = 2000
+REPEATS = 7
+SECRET = "bench-secret-" + "x" * 40
+
+
+def cpu_per_call(run_batch: Callable[[int], None]) -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.process_time()
+        run_batch(BATCH)
+        best = min(best, time.process_time() - start)
+    return 1e6 * best / BATCH
+
+
+def acpu_per_call(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[Any]]) -> float:
+    async def batch(n: int) -> None:
+        for _ in range(n):
+            await make()
+
+    return cpu_per_call(lambda n: loop.run_until_complete(batch(n)))
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def line(label: str, today: float, better: float | None = None, how: str = "") -> None:
+    text = f"  {label:<44} {today:8.1f} µs"
+    if better is not None:
+        text += f"   -> {better:7.1f} µs  {how}"
+    print(text, flush=True)
+
+
+def thread_pool(loop: asyncio.AbstractEventLoop) -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    def dependency() -> object:
+        return loop
+
+    async def as_async() -> object:
+        return loop
+
+    today = acpu_per_call(loop, lambda: run_in_threadpool(dependency))
+    line(
+        "sync `def` dependency (thread-pool hop)",
+        today,
+        acpu_per_call(loop, as_async),
+        "as `async def` (one per sync dependency: _catalog, _providers)",
+    )
+
+
+def jwt_check(loop: asyncio.AbstractEventLoop) -> None:
+    import inspect
+
+    import jwt
+
+    from chatgate.auth.service import Authenticator
+    from chatgate.core.config import Settings
+
+    settings = Settings(auth_mode="jwt", jwt_secret=SECRET)
+    extra = [None] * (len(inspect.signature(Authenticator).parameters) - 1)
+    authenticator = Authenticator(settings, *extra)
+    token = jwt.encode({"sub": "bench-user", "exp": int(time.time()) + 3600}, SECRET, "HS256")
+    header = f"Bearer {token}"
+    cache: dict[str, tuple[float, object]] = {}
+
+    async def cached() -> object:
+        hit = cache.get(token)
+        if hit is not None and hit[0] > time.time():
+            return hit[1]
+        user = await authenticator.authenticate(header)
+        cache[token] = (time.time() + 60, user)
+        return user
+
+    today = acpu_per_call(loop, lambda: authenticator.authenticate(header))
+    line(
+        "JWT check (Authenticator.authenticate)",
+        today,
+        acpu_per_call(loop, cached),
+        "a verified-token cache hit (bounded LRU, until exp)",
+    )
+
+
+def body_parsing() -> None:
+    from chatgate.openai_compat.schemas import ChatCompletionRequest
+
+    body = json.dumps(
+        {
+            "model": "bench",
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 64,
+        }
+    ).encode()
+
+    def fastapi_way(n: int) -> None:  # what FastAPI does for a Pydantic body parameter
+        for _ in range(n):
+            ChatCompletionRequest.model_validate(json.loads(body))
+
+    def one_pass(n: int) -> None:
+        for _ in range(n):
+            ChatCompletionRequest.model_validate_json(body)
+
+    line(
+        "body: json.loads + model_validate",
+        cpu_per_call(fastapi_way),
+        cpu_per_call(one_pass),
+        "model_validate_json(await request.body())",
+    )
+
+
+def access_log() -> None:
+    from chatgate.core.logging import configure_logging
+
+    configure_logging("INFO")
+    log = logging.getLogger("chatgate.access")
+    extra = {
+        "route": "/v1/chat/completions",
+        "method": "POST",
+        "status": 200,
+        "duration_ms": 1.23,
+        "engine_ms": 0.5,
+        "cache_hit": None,
+        "user": "bench-user",
+    }
+
+    def emit(n: int) -> None:
+        for _ in range(n):
+            log.info("request", extra=extra)
+        time.sleep(0.05)  # let the writer thread drain, so its CPU is counted too
+        while any(not getattr(q, "empty", lambda: True)() for q in _queues()):
+            time.sleep(0.01)
+
+    with quiet_stderr():
+        today = cpu_per_call(emit)
+        log.setLevel(logging.WARNING)
+        off = cpu_per_call(emit)
+        log.setLevel(logging.NOTSET)
+    line("access log line (record + writer thread)", today, off, "not logged (level WARNING)")
+
+
+def _queues() -> list[Any]:
+    from chatgate.core import logging as cg_logging
+
+    listener = getattr(cg_logging, "_listener", None)
+    return [listener.queue] if listener is not None else []
+
+
+def prometheus() -> None:
+    try:
+        from chatgate.observability import metrics
+    except ImportError:
+        return
+
+    def observe(n: int) -> None:
+        for _ in range(n):
+            metrics.http_in_flight.inc()
+            metrics.http_in_flight.dec()
+            metrics.http_requests.labels("/v1/chat/completions", "POST", "200").inc()
+            metrics.http_duration.labels("/v1/chat/completions", "POST").observe(0.001)
+
+    line("Prometheus metrics of one request", cpu_per_call(observe))
+
+
+def upstream(loop: asyncio.AbstractEventLoop, port: int) -> None:
+    import aiohttp
+
+    from chatgate.core.config import ProviderConfig
+    from chatgate.providers.base import ChatTurn, CompletionRequest
+    from chatgate.providers.openai import OpenAIProvider
+
+    base = f"http://127.0.0.1:{port}/v1"
+    provider = OpenAIProvider(ProviderConfig(id="upstream", type="openai", base_url=base))
+    loop.run_until_complete(provider.start())
+    request = CompletionRequest(
+        model="gpt-4o-mini",
+        messages=[ChatTurn("user", "Hi")],
+        max_tokens=64,
+        stream=False,
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+    )
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
+
+    async def through_provider() -> None:
+        async for _ in provider.stream(request):
+            pass
+
+    async def make_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+    session = loop.run_until_complete(make_session())
+
+    async def bare() -> None:
+        async with session.post(
+            f"{base}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        ) as response:
+            await response.read()
+
+    today = acpu_per_call(loop, through_provider)
+    line(
+        "upstream call (OpenAIProvider.stream)",
+        today,
+        acpu_per_call(loop, bare),
+        "bare aiohttp post + read, DummyCookieJar",
+    )
+    loop.run_until_complete(provider.close())
+    loop.run_until_complete(session.close())
+
+
+def _asgi_request(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> Awaitable[None]:
+    """One POST /v1/chat/completions straight into the ASGI app: no socket on the client side."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000), "state": {},
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), *headers],
+    }  # fmt: skip
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect; cancelled when the response is done
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    async def call() -> None:
+        await app(scope, receive, send)
+        if status != 200:
+            raise RuntimeError(f"the app answered {status}")
+
+    return call()
+
+
+def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None:
+    import bare_proxy
+    import jwt
+
+    from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
+    from chatgate.core.migrate import upgrade_database
+    from chatgate.main import create_app
+
+    for leftover in out.glob("hotpath.db*"):
+        leftover.unlink()
+    url = f"sqlite+aiosqlite:///{out / 'hotpath.db'}"
+    upgrade_database(url)
+    settings = Settings(
+        auth_mode="jwt", jwt_secret=SECRET, database_url=url, log_level="INFO",
+        providers=[ProviderConfig(id="upstream", type="openai",
+                                  base_url=f"http://127.0.0.1:{port}/v1")],
+        assistants=[AssistantConfig(id="bench", name="Benchmark", provider="upstream",
+                                    model="gpt-4o-mini", max_context_tokens=4096,
+                                    max_answer_tokens=256,
+                                    system_prompt="You are a helpful assistant.")],
+    )  # fmt: skip
+    body = json.dumps(
+        {"model": "bench", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64}
+    ).encode()
+    token = jwt.encode({"sub": "bench-user", "exp": int(time.time()) + 3600}, SECRET, "HS256")
+    auth = [(b"authorization", f"Bearer {token}".encode())]
+    gate = create_app(settings)
+    floor = bare_proxy.create_app(f"http://127.0.0.1:{port}/v1/chat/completions")
+
+    async def measure(app: Any, headers: list[tuple[bytes, bytes]]) -> float:
+        async with app.router.lifespan_context(app):
+            for _ in range(200):  # warm-up: connections, caches
+                await _asgi_request(app, body, headers)
+            best = float("inf")
+            for _ in range(REPEATS):
+                start = time.process_time()
+                for _ in range(BATCH // 4):
+                    await _asgi_request(app, body, headers)
+                best = min(best, time.process_time() - start)
+        return 1e6 * best / (BATCH // 4)
+
+    with quiet_stderr():
+        today = loop.run_until_complete(measure(gate, auth))
+        bare = loop.run_until_complete(measure(floor, []))
+    line(
+        "whole request in the ASGI app (no uvicorn)",
+        today,
+        bare,
+        "bare FastAPI + aiohttp proxy (bare_proxy.py)",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--chatgate",
+        metavar="REF_OR_DIR",
+        help="time this chatgate (git commit or directory); default: working tree",
+    )
+    args = parser.parse_args()
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    source, label = servers.chatgate_source(args.chatgate, out)
+    if source is not None and os.environ.get("PYTHONPATH") != str(source):
+        os.environ["PYTHONPATH"] = str(source)
+        os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:]])
+    import uvloop
+
+    print(f"chatgate hot path, CPU per call ({label}; best of {REPEATS} batches of {BATCH}):")
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    thread_pool(loop)
+    jwt_check(loop)
+    body_parsing()
+    access_log()
+    prometheus()
+    with servers.one_run_at_a_time(out), servers.serve_upstream(out, stream_gap=0.0) as port:
+        upstream(loop, port)
+        whole_request(loop, port, out)
+    loop.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""Gateway benchmark: chatgate's /v1/chat/completions beside the same upstream called directly
+and through LiteLLM's proxy, one worker each, in one run, printed as one table.
+
+    bench/gateway/setup.sh                 # once: nginx + Lua module, wrk, LiteLLM's own venv
+    .venv/bin/python bench/gateway/run.py  # about 2 minutes; --rounds 3 for steadier figures
+
+The upstream is nginx returning a fixed completion (upstream.lua). chatgate runs as
+`chatgate serve --workers 1 --config ...` with CHATGATE_AUTH_MODE=jwt and every request carries a
+signed JWT; LiteLLM runs with one worker and a master key, so both authenticate every request.
+A bare FastAPI + aiohttp pass-through (bare_proxy.py) on the same stack is the floor row:
+what chatgate costs above it is chatgate's own. "CPU per request" (the server's user + system
+CPU seconds over the throughput run, divided by its requests) moves least when other work
+shares the machine; latencies move most. Figures are noisy on a shared machine: rerun, use
+--rounds, or --quiet to wait for the load average to drop first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+
+if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PYTHON.exists():
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
+sys.path.insert(0, str(HERE.parent))  # bench/harness.py
+
+import jwt  # noqa: E402
+import load  # noqa: E402
+import servers  # noqa: E402
+import spy  # noqa: E402
+from harness import machine_line, process_tree_cpu_seconds, raise_file_limit  # noqa: E402
+
+OUT = HERE / "out"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat everything; medians shown")
+    parser.add_argument(
+        "--stream-requests",
+        type=int,
+        default=300,
+        help="sequential streamed requests per target for first-byte times",
+    )
+    parser.add_argument(
+        "--stream-gap",
+        type=float,
+        default=0.02,
+        help="seconds the upstream waits between its first and its other tokens",
+    )
+    parser.add_argument("--connections", type=int, default=16, help="connections for throughput")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the servers under test on one CPU and wrk, nginx and the "
+        "stream client on the others (best on an otherwise idle machine)",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each round, wait up to SECONDS for the 1-minute load "
+        "average to fall below half the CPU count",
+    )
+    parser.add_argument(
+        "--chatgate",
+        metavar="REF_OR_DIR",
+        help="serve chatgate as of this git commit (exported with git archive) or from this "
+        "directory holding a chatgate package; default: the working tree as it is",
+    )
+    parser.add_argument(
+        "--chatgate-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the chatgate servers (repeatable); other CHATGATE_* "
+        "variables of the calling shell are not passed on",
+    )
+    parser.add_argument(
+        "--candidate",
+        metavar="REF_OR_DIR",
+        help="also measure this chatgate (a git commit, or a directory holding a copy with a "
+        "change to try) as an extra row, to compare with the first",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, sample chatgate with py-spy under the throughput load",
+    )
+    return parser.parse_args()
+
+
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(CPUs for the servers under test, CPUs for load generator and upstream)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def wait_for_quiet(seconds: float) -> None:
+    limit = (os.cpu_count() or 1) / 2
+    deadline = time.monotonic() + seconds
+    while os.getloadavg()[0] > limit and time.monotonic() < deadline:
+        print(f"load average {os.getloadavg()[0]:.1f} > {limit:g}; waiting", file=sys.stderr)
+        time.sleep(15)
+
+
+def measure(
+    target: load.Target,
+    args: argparse.Namespace,
+    bodies: dict[str, Path],
+    threads: int,
+    upstream_port: int,
+) -> dict[str, Any]:
+    plain = bodies["plain"]
+    load.wrk(target, connections=args.connections, threads=threads, seconds=2, body_file=plain)
+    latency = load.wrk(target, connections=1, threads=1, seconds=args.seconds, body_file=plain)
+    cpu_before = process_tree_cpu_seconds(target.pid) if target.pid else 0.0
+    calls_before = load.upstream_requests(upstream_port)
+    throughput = load.wrk(
+        target, connections=args.connections, threads=threads, seconds=args.seconds, body_file=plain
+    )
+    # Less one: the status request itself.
+    calls = load.upstream_requests(upstream_port) - calls_before - 1
+    cpu = (process_tree_cpu_seconds(target.pid) - cpu_before) if target.pid else 0.0
+    stream = load.first_bytes(target, requests=args.stream_requests)
+    return {
+        "p50_ms": latency["p50_us"] / 1000,
+        "p99_ms": latency["p99_us"] / 1000,
+        "min_ms": latency["min_us"] / 1000,
+        "rps": throughput["rps"],
+        "wrk_requests": throughput["requests"],
+        "cpu_us_per_request": 1e6 * cpu / max(throughput["requests"], 1),
+        "errors": latency["errors"] + throughput["errors"],
+        "engine_calls_per_request": calls / max(throughput["requests"], 1),
+        # wrk does not count the requests still in flight when it stops: up to one a connection.
+        "engine_calls_unexplained": max(0, abs(calls - throughput["requests"]) - args.connections),
+        **stream,
+        "wrk_latency": latency,
+        "wrk_throughput": throughput,
+    }
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, v in rounds[0].items() if isinstance(v, int | float)]
+    merged: dict[str, Any] = {k: statistics.median(r[k] for r in rounds) for k in keys}
+    merged["errors"] = sum(r["errors"] for r in rounds)
+    return merged
+
+
+def table(results: dict[str, dict[str, Any]], connections: int) -> str:
+    direct = results["upstream direct (nginx)"]
+    head = (
+        "| target | p50 @1 conn | p99 @1 conn | fastest @1 conn | added to p50 "
+        f"| req/s @{connections} conns | CPU per request | stream 1st byte p50 "
+        "| stream 1st token p50 |"
+    )
+    lines = [head, "|" + " --- |" * 9]
+    for name, r in results.items():
+        added = "" if r is direct else f"{r['p50_ms'] - direct['p50_ms']:+.2f} ms"
+        cpu = f"{r['cpu_us_per_request']:,.0f} µs" if r["cpu_us_per_request"] else ""
+        lines.append(
+            f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['min_ms']:.2f} ms "
+            f"| {added} | {r['rps']:,.0f} | {cpu} | {r['first_byte_p50_ms']:.2f} ms "
+            f"| {r['first_token_p50_ms']:.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
+    direct = results["upstream direct (nginx)"]
+    gate = results["chatgate"]
+    litellm = next((r for n, r in results.items() if n.startswith("LiteLLM")), None)
+    lines = []
+    if litellm:
+        ratio = gate["rps"] / litellm["rps"]
+        cpu_ratio = litellm["cpu_us_per_request"] / gate["cpu_us_per_request"]
+        lines.append(
+            f"throughput vs LiteLLM: {ratio:.1f}x (target >= 20x): "
+            f"{'met' if ratio >= 20 else 'NOT met'}; CPU per request: {cpu_ratio:.1f}x less"
+        )
+    added = gate["p50_ms"] - direct["p50_ms"]
+    fastest = gate["min_ms"] - direct["min_ms"]
+    lines.append(
+        f"added to the median at 1 connection: {added:.2f} ms (target <= 0.5 ms): "
+        f"{'met' if added <= 0.5 else 'NOT met'}; to the fastest request: {fastest:.2f} ms"
+    )
+    for key, label in (("first_byte_p50_ms", "byte"), ("first_token_p50_ms", "token")):
+        delta = gate[key] - direct[key]
+        lines.append(
+            f"streaming first {label} vs direct: {delta:+.2f} ms (target within 1 ms): "
+            f"{'met' if delta <= 1.0 else 'NOT met'}"
+        )
+    for name, r in results.items():
+        if r["engine_calls_unexplained"] > 0.01 * r["wrk_requests"]:
+            lines.append(
+                f"NOTE: {name} called the engine {r['engine_calls_per_request']:.2f} times per "
+                "request under load (a cache answering, retries, or requests lost?)"
+            )
+    errors = {n: r["errors"] for n, r in results.items() if r["errors"]}
+    if errors:
+        lines.append(f"ERRORS during the loads (non-2xx, timeouts, resets): {errors}")
+    return lines
+
+
+def versions(chatgate_label: str = "working tree") -> dict[str, str]:
+    def run(command: list[str]) -> str:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return lines[0] if lines else "?"
+
+    litellm_python = servers.LITELLM_VENV / "bin" / "python"
+    metadata = "import importlib.metadata as m; print(m.version('litellm'))"
+    if chatgate_label == "working tree":
+        head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+        dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "chatgate"])
+        chatgate_label = f"working tree at {head}" + (
+            " with uncommitted changes" if dirty not in ("", "?") else ""
+        )
+    return {
+        "chatgate": chatgate_label,
+        "litellm": run([str(litellm_python), "-c", metadata]) if litellm_python.exists() else "-",
+        "nginx": run(["nginx", "-v"]).rpartition("/")[2],
+        "wrk": run(["wrk", "-v"]).split(" [")[0].removeprefix("wrk "),
+        "python": sys.version.split()[0],
+    }
+
+
+def profile(
+    target: load.Target, args: argparse.Namespace, bodies: dict[str, Path], threads: int, name: str
+) -> str:
+    assert target.pid is not None
+    folded = OUT / f"{name}-profile.txt"
+    sampler = spy.start(target.pid, args.seconds, folded)
+    time.sleep(0.5)
+    load.wrk(
+        target,
+        connections=args.connections,
+        threads=threads,
+        seconds=args.seconds,
+        body_file=bodies["plain"],
+    )
+    _, errors = sampler.communicate(timeout=args.seconds + 60)
+    if sampler.returncode != 0 or not folded.exists():
+        return f"py-spy failed: {errors.decode(errors='replace')[-2000:]}"
+    summary = spy.summarise(folded)
+    (OUT / f"{name}-profile-summary.txt").write_text(summary + "\n")
+    return summary
+
+
+def main() -> None:
+    args = parse_args()
+    if missing := servers.missing_tools():
+        sys.exit("missing:\n  " + "\n  ".join(missing))
+    for name in [n for n in os.environ if n.startswith("CHATGATE_")]:
+        del os.environ[name]  # the benchmark's chatgate is configured here and nowhere else
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every server is stopped
+    raise_file_limit()
+    with servers.one_run_at_a_time(OUT):
+        run_benchmark(args)
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    bodies = {}
+    for kind, stream in (("plain", False), ("stream", True)):
+        bodies[kind] = OUT / f"body-{kind}.json"
+        bodies[kind].write_text(json.dumps(load.request_body(stream=stream)))
+    gateway_cpus, load_cpus = cpu_split(args.pin)
+    threads = max(1, min(4, len(load_cpus or os.sched_getaffinity(0))))
+    started = machine_line()
+    jwt_secret = secrets.token_urlsafe(48)
+    token = jwt.encode(
+        {"sub": "bench-user", "exp": int(time.time()) + 86400}, jwt_secret, algorithm="HS256"
+    )
+    master_key = "sk-bench-" + secrets.token_hex(16)
+
+    with contextlib.ExitStack() as stack:
+        if load_cpus:
+            os.sched_setaffinity(0, load_cpus)  # this process, wrk and nginx
+        print(
+            "starting nginx, chatgate" + ("" if args.no_litellm else " and LiteLLM"),
+            file=sys.stderr,
+        )
+        upstream = stack.enter_context(servers.serve_upstream(OUT, stream_gap=args.stream_gap))
+        source, label = servers.chatgate_source(args.chatgate, OUT)
+        gateway_env = dict(item.split("=", 1) for item in args.chatgate_env)
+        with servers.pinned(gateway_cpus):
+            gate_port, gate = stack.enter_context(
+                servers.serve_gateway(
+                    OUT,
+                    upstream_port=upstream,
+                    jwt_secret=jwt_secret,
+                    source=source,
+                    extra_env=gateway_env,
+                )
+            )
+            bare_port, bare = stack.enter_context(
+                servers.serve_bare_proxy(OUT, upstream_port=upstream)
+            )
+            if args.candidate:
+                cand_source, cand_label = servers.chatgate_source(args.candidate, OUT)
+                cand_port, cand = stack.enter_context(
+                    servers.serve_gateway(
+                        OUT,
+                        upstream_port=upstream,
+                        jwt_secret=jwt_secret,
+                        name="candidate",
+                        source=cand_source,
+                        extra_env=gateway_env,
+                    )
+                )
+            if not args.no_litellm:
+                lite_port, lite = stack.enter_context(
+                    servers.serve_litellm(OUT, upstream_port=upstream, master_key=master_key)
+                )
+        nginx_pid = int((OUT / "nginx" / "nginx.pid").read_text())
+        path = "/v1/chat/completions"
+        chatgate = load.Target(
+            "chatgate", f"http://127.0.0.1:{gate_port}{path}", f"Bearer {token}", gate.pid
+        )
+        targets = [
+            load.Target(
+                "upstream direct (nginx)", f"http://127.0.0.1:{upstream}{path}", None, nginx_pid
+            ),
+            load.Target(
+                "bare FastAPI + aiohttp proxy (floor)",
+                f"http://127.0.0.1:{bare_port}{path}",
+                None,
+                bare.pid,
+            ),
+            chatgate,
+        ]
+        profiled = {"chatgate": chatgate}
+        if args.candidate:
+            profiled["candidate"] = load.Target(
+                f"chatgate candidate ({cand_label})",
+                f"http://127.0.0.1:{cand_port}{path}",
+                f"Bearer {token}",
+                cand.pid,
+            )
+            targets.append(profiled["candidate"])
+        if not args.no_litellm:
+            targets.append(
+                load.Target(
+                    f"LiteLLM {versions()['litellm']}",
+                    f"http://127.0.0.1:{lite_port}{path}",
+                    f"Bearer {master_key}",
+                    lite.pid,
+                )
+            )
+        for target in targets:
+            asyncio.run(load.check(target))
+        rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+        for number in range(args.rounds):
+            wait_for_quiet(args.quiet)
+            for target in targets:
+                print(f"round {number + 1}/{args.rounds}: {target.name}", file=sys.stderr)
+                rounds[target.name].append(measure(target, args, bodies, threads, upstream))
+        profiles: dict[str, str] = {}
+        if args.profile:
+            for name, target in profiled.items():
+                print(f"profiling {target.name} under load with py-spy", file=sys.stderr)
+                profiles[target.name] = profile(target, args, bodies, threads, name)
+
+    results = {name: median_of(runs) for name, runs in rounds.items()}
+    summary = table(results, args.connections)
+    info = versions(label)
+    pinning = (
+        f"servers under test on CPU {sorted(gateway_cpus)}, wrk/nginx/client on CPUs "
+        f"{sorted(load_cpus)}"
+        if gateway_cpus and load_cpus
+        else "no CPU pinning"
+    )
+    context = [
+        f"run: {started}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in info.items()),
+        f"method: wrk closed loop, {args.seconds:g} s per run after a 2 s warm-up; "
+        f"{args.stream_requests} sequential streamed requests on one connection; "
+        f"median of {args.rounds} round(s); {pinning}; upstream stream gap {args.stream_gap} s",
+    ]
+    print()
+    print(summary)
+    print()
+    print("\n".join(verdicts(results)))
+    print("\n".join(context))
+    for name, text in profiles.items():
+        print(f"\n{name}: profile under load (py-spy; all of it in bench/gateway/out/):")
+        print(text.split("\n\ninclusive")[0])
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {"context": context, "results": results, "rounds": rounds}, indent=2, default=str
+        )
+    )
+    (OUT / "table.md").write_text(summary + "\n\n" + "\n".join(verdicts(results) + context) + "\n")
+
+
+if __name__ == "__main__":
+    main()

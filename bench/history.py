@@ -1,0 +1,449 @@
+"""History read benchmark: does a 10,000-message session open as fast as a 10-message one?
+
+    .venv/bin/python bench/history.py [--workers 2] [--requests 1000] [--duration 15s]
+        [--connections 1000[,N...]] [--rate 1] [--skip-load] [--keep-db]
+
+Creates a scratch PostgreSQL database (chatgate_bench), migrates it, seeds one user's sessions
+of 10 and 10,000 messages, serves it with `chatgate serve` (auth none, loopback) and measures:
+  (a) sequential GET /v1/history/{id}?limit=50 over one keep-alive connection, per session;
+  (b) pages deep in the long session (`before` at 25 %, 50 %, 90 % of the way back);
+  (c) `hey -c 1000 -q 1 -z 15s` on the long session's newest page (1,000 req/s offered).
+Targets: (a) long within 1.2x of short; (c) p99 < 50 ms and no errors. Each page is checked
+(the expected ids, has_more/next_before, every message equal to MessageOut's JSON), the server's
+CPU time per request is counted, and the load runs report the cores used by chatgate, hey,
+PostgreSQL and the rest of the (shared) machine. Two workers by default: one uvicorn worker is
+one Python thread, so two let chatgate use both cores when they are free.
+The database is dropped afterwards (--keep-db keeps it). hey is not installed by this script:
+`apt-get install -y hey` (bench/setup.sh) does that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from harness import (
+    OUT,
+    CpuMeter,
+    ScratchPostgres,
+    machine_line,
+    percentile,
+    process_tree_cpu_seconds,
+    raise_file_limit,
+    serve_chatgate,
+)
+
+from chatgate.chat.schemas import MessageOut
+from chatgate.core.ids import new_id
+from chatgate.core.migrate import upgrade_database
+from chatgate.providers.base import estimate_tokens
+
+USER = "local"  # the one user of auth mode `none`
+ASSISTANT = "helper"
+SHORT, LONG = 10, 10_000
+DEPTHS = (0.25, 0.50, 0.90)
+WORD_TEXT = (
+    "order shipping parcel refund invoice address delivery tracking number week customer "
+    "warehouse return label payment card bank account support answer question please thanks "
+    "the a of to and in is it that for on with as was at by this be are from or have not"
+)
+WORDS = WORD_TEXT.split()
+
+# No engine is called by a history read; a remote provider that is never contacted keeps the
+# server from loading the bundled model in every worker.
+BENCH_CONFIG = f"""\
+providers:
+  - id: bench-unused
+    type: openai
+    base_url: http://127.0.0.1:9/v1
+assistants:
+  - id: {ASSISTANT}
+    name: Benchmark assistant
+    provider: bench-unused
+    model: bench
+# One user stands in for a thousand here; the limiter still runs on every request.
+rate_limits:
+  requests_per_minute: 100000000
+  ip_requests_per_minute: 100000000
+"""
+
+
+@dataclass
+class Seeded:
+    short_id: uuid.UUID
+    long_id: uuid.UUID
+    short_ids: list[uuid.UUID]
+    long_ids: list[uuid.UUID]
+
+
+def _text(rng: random.Random, low: int, high: int) -> str:
+    target = rng.randint(low, high)
+    words: list[str] = []
+    size = 0
+    while size < target:
+        word = rng.choice(WORDS)
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words).capitalize() + "."
+
+
+def _messages(session_id: uuid.UUID, count: int, rng: random.Random) -> list[tuple[object, ...]]:
+    """Alternating user/assistant rows, ids made by new_id() in creation order."""
+    start = datetime.now(UTC) - timedelta(seconds=30 * count)
+    rows: list[tuple[object, ...]] = []
+    for i in range(count):
+        user_turn = i % 2 == 0
+        content = _text(rng, 40, 400) if user_turn else _text(rng, 200, 1200)
+        tokens = estimate_tokens(content)
+        stamp = start + timedelta(seconds=30 * i)
+        usage = (
+            None
+            if user_turn
+            else json.dumps(
+                {"prompt_tokens": 200, "completion_tokens": tokens, "total_tokens": 200 + tokens}
+            )
+        )
+        rows.append(
+            (
+                new_id(),
+                session_id,
+                "user" if user_turn else "assistant",
+                content,
+                "complete",
+                tokens,
+                None if user_turn else "smollm2-135m-instruct",
+                usage,
+                None,
+                None,
+                stamp,
+                stamp,
+            )
+        )
+    return rows
+
+
+MESSAGE_COLUMNS = [
+    "id", "session_id", "role", "content", "status", "token_count", "model", "usage", "error",
+    "trace_id", "created_at", "updated_at",
+]  # fmt: skip
+
+
+async def seed(dsn: str) -> Seeded:
+    rng = random.Random(7)
+    conn = await asyncpg.connect(dsn)
+    try:
+        ids: dict[int, list[uuid.UUID]] = {}
+        sessions: dict[int, uuid.UUID] = {}
+        for count in (SHORT, LONG):
+            session_id = new_id()
+            rows = _messages(session_id, count, rng)
+            now = datetime.now(UTC)
+            await conn.execute(
+                "INSERT INTO sessions (id, user_id, assistant_id, title, message_count, "
+                "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                session_id, USER, ASSISTANT, f"bench {count}", count, now,
+            )  # fmt: skip
+            await conn.copy_records_to_table("messages", records=rows, columns=MESSAGE_COLUMNS)
+            sessions[count] = session_id
+            ids[count] = [row[0] for row in rows]  # type: ignore[misc]
+            assert ids[count] == sorted(ids[count]), "new_id() must sort in creation order"
+        await conn.execute("ANALYZE sessions; ANALYZE messages")
+    finally:
+        await conn.close()
+    return Seeded(sessions[SHORT], sessions[LONG], ids[SHORT], ids[LONG])
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection, timed per request from send to last body byte."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def get(self, path: str) -> tuple[float, bytes]:
+        started = time.perf_counter()
+        self.conn.request("GET", path)
+        response = self.conn.getresponse()
+        body = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"GET {path} answered {response.status}: {body[:300]!r}")
+        return elapsed, body
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class Case:
+    label: str
+    path: str
+    expected_ids: list[uuid.UUID]
+    latencies: list[float]
+    has_more: bool = True
+    size: int = 0
+    server_cpu: float = 0.0  # seconds, over all of the case's timed requests
+
+
+def check_page(case: Case, body: bytes) -> None:
+    """The page is exactly the expected messages, oldest first, each shaped as MessageOut."""
+    page = json.loads(body)
+    got = [uuid.UUID(m["id"]) for m in page["data"]]
+    if got != case.expected_ids:
+        raise RuntimeError(f"{case.label}: wrong page ({len(got)} messages)")
+    if page["has_more"] != case.has_more or (
+        case.has_more and page["next_before"] != page["data"][0]["id"]
+    ):
+        raise RuntimeError(f"{case.label}: wrong has_more/next_before")
+    for message in page["data"]:
+        if MessageOut.model_validate(message).model_dump(mode="json") != message:
+            raise RuntimeError(f"{case.label}: a message is not shaped as MessageOut: {message}")
+    case.size = len(body)
+
+
+def sequential(port: int, cases: list[Case], requests: int, *, server_pid: int) -> None:
+    """Interleaves the cases in rounds so that drift in machine load hits all of them alike;
+    counts the server's CPU time spent on each case's requests too."""
+    client = Client(port)
+    try:
+        for case in cases:  # warm-up, and a correctness check of every page
+            for _ in range(50):
+                _, body = client.get(case.path)
+            check_page(case, body)
+        per_round = max(1, requests // 10)
+        for _ in range(10):
+            for case in cases:
+                cpu = process_tree_cpu_seconds(server_pid)
+                for _ in range(per_round):
+                    case.latencies.append(client.get(case.path)[0])
+                case.server_cpu += process_tree_cpu_seconds(server_pid) - cpu
+    finally:
+        client.close()
+
+
+HEY_LINE = {
+    "rps": re.compile(r"Requests/sec:\s+([\d.]+)"),
+    "total": re.compile(r"Total:\s+([\d.]+) secs"),
+    "slowest": re.compile(r"Slowest:\s+([\d.]+) secs"),
+    "p50": re.compile(r"50%+ in ([\d.]+) secs"),
+    "p90": re.compile(r"90%+ in ([\d.]+) secs"),
+    "p99": re.compile(r"99%+ in ([\d.]+) secs"),
+}
+
+
+def parse_hey(output: str) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for key, pattern in HEY_LINE.items():
+        match = pattern.search(output)
+        figures[key] = float(match.group(1)) if match else float("nan")
+    statuses = {
+        int(code): int(n) for code, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", output)
+    }
+    errors_part = output.split("Error distribution:", 1)
+    errors = (
+        sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s", errors_part[1], re.M))
+        if len(errors_part) > 1
+        else 0
+    )
+    if len(errors_part) > 1:
+        kinds = [line.strip() for line in errors_part[1].splitlines() if line.strip()]
+        figures["error_kinds"] = kinds[:3]
+    figures["ok"] = statuses.get(200, 0)
+    figures["non_200"] = sum(n for code, n in statuses.items() if code != 200)
+    figures["errors"] = errors
+    return figures
+
+
+def run_hey(
+    url: str, *, connections: int, rate: int, duration: str, pid: int, database: str
+) -> dict[str, Any]:
+    command = ["hey", "-c", str(connections), "-q", str(rate), "-z", duration, url]
+    with CpuMeter(server_pid=pid, database=database) as meter:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    output = OUT / f"hey-c{connections}.txt"
+    output.write_text(" ".join(command) + "\n\n" + result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"hey failed ({result.returncode}): {result.stderr[-500:]}")
+    figures = parse_hey(result.stdout)
+    figures.update({f"cores_{name}": value for name, value in meter.cores.items()})
+    figures.update(connections=connections, offered=connections * rate, output=output)
+    return figures
+
+
+def verdict(ok: bool) -> str:
+    return "meets target" if ok else "MISSES target"
+
+
+def build_cases(seeded: Seeded) -> list[Case]:
+    short_path = f"/v1/history/{seeded.short_id}?limit=50"
+    long_path = f"/v1/history/{seeded.long_id}?limit=50"
+    cases = [
+        Case("short session (10), newest page", short_path, seeded.short_ids, [], False),
+        Case("long session (10,000), newest page", long_path, seeded.long_ids[-50:], []),
+        Case(
+            "long session, newest page, limit=10",
+            f"/v1/history/{seeded.long_id}?limit=10",
+            seeded.long_ids[-10:],
+            [],
+        ),
+    ]
+    for depth in DEPTHS:
+        index = round(LONG * (1 - depth))
+        cases.append(
+            Case(
+                f"long session, page {depth:.0%} deep",
+                f"{long_path}&before={seeded.long_ids[index]}",
+                seeded.long_ids[index - 50 : index],
+                [],
+            )
+        )
+    return cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2)")
+    parser.add_argument("--requests", type=int, default=1000, help="sequential requests per case")
+    parser.add_argument(
+        "--connections",
+        default="1000",
+        help="hey -c, comma-separated for several runs (e.g. 250,500,1000); "
+        "the target applies to 1000",
+    )
+    parser.add_argument("--rate", type=int, default=1, help="hey -q: requests/s per connection")
+    parser.add_argument("--duration", default="15s")
+    parser.add_argument("--skip-load", action="store_true", help="skip the hey runs")
+    parser.add_argument("--database", default="chatgate_bench")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.connections.split(",")]
+
+    if not args.skip_load and shutil.which("hey") is None:
+        sys.exit(
+            "hey is not installed. Install it with `apt-get install -y hey` (or bench/setup.sh), "
+            "or run with --skip-load."
+        )
+    nofile = raise_file_limit()
+    if nofile < 2 * max(levels) + 200:  # hey's sockets and the server's, in one limit
+        sys.exit(f"RLIMIT_NOFILE is {nofile}; {max(levels)} connections need more")
+    OUT.mkdir(parents=True, exist_ok=True)
+    config = OUT / "history-config.yaml"
+    config.write_text(BENCH_CONFIG)
+    print(f"machine: {machine_line()}", flush=True)
+
+    db = ScratchPostgres(args.database)
+    db.create()
+    loads: list[dict[str, Any]] = []
+    try:
+        upgrade_database(db.url)
+        started = time.monotonic()
+        seeded = asyncio.run(seed(db.dsn))
+        print(f"seeded {SHORT} + {LONG} messages in {time.monotonic() - started:.1f}s", flush=True)
+        env = {"CHATGATE_DATABASE_URL": db.url, "CHATGATE_AUTH_MODE": "none",
+               "CHATGATE_LOG_LEVEL": "WARNING"}  # fmt: skip
+        with serve_chatgate(env=env, workers=args.workers, config=config, log_name="history") as (
+            port,
+            process,
+        ):
+            cases = build_cases(seeded)
+            sequential(port, cases, args.requests, server_pid=process.pid)
+            url = f"http://127.0.0.1:{port}{cases[1].path}"
+            for connections in [] if args.skip_load else levels:
+                loads.append(
+                    run_hey(
+                        url,
+                        connections=connections,
+                        rate=args.rate,
+                        duration=args.duration,
+                        pid=process.pid,
+                        database=args.database,
+                    )
+                )
+                if process.poll() is not None:
+                    sys.exit(
+                        f"chatgate exited during the load run (code {process.returncode}); "
+                        f"see {OUT / 'history.log'}"
+                    )
+    finally:
+        if not args.keep_db:
+            db.drop()
+
+    report(args, cases, loads)
+
+
+def report(args: argparse.Namespace, cases: list[Case], loads: list[dict[str, Any]]) -> None:
+    print()
+    print(f"chatgate serve --workers {args.workers} (PostgreSQL, auth none, 127.0.0.1)")
+    print(
+        f"(a, b) sequential GET over one keep-alive connection, {args.requests} requests a case, "
+        "interleaved in 10 rounds; server CPU = chatgate's CPU time per request"
+    )
+    print(
+        f"{'case':<40}{'msgs':>6}{'bytes':>8}{'median ms':>11}{'p99 ms':>9}"
+        f"{'server CPU ms/req':>19}"
+    )
+    for case in cases:
+        print(
+            f"{case.label:<40}{len(case.expected_ids):>6}{case.size:>8}"
+            f"{percentile(case.latencies, 50):>11.2f}{percentile(case.latencies, 99):>9.2f}"
+            f"{case.server_cpu * 1000 / len(case.latencies):>19.2f}"
+        )
+    short, long, long10 = cases[0], cases[1], cases[2]
+    for label, a, b in (
+        ("long/short, newest page (limit=50)", long, short),
+        ("long/short, same page size (limit=10)", long10, short),
+    ):
+        median = percentile(a.latencies, 50) / percentile(b.latencies, 50)
+        p99 = percentile(a.latencies, 99) / percentile(b.latencies, 99)
+        print(f"ratio {label}: median {median:.2f}x, p99 {p99:.2f}x")
+    ratio = percentile(long.latencies, 50) / percentile(short.latencies, 50)
+    print(f"  target: long within 1.2x of short (median) -> {verdict(ratio <= 1.2)}")
+    if not loads:
+        return
+    print()
+    print(
+        f"(c) hey -c <connections> -q {args.rate} -z {args.duration} "
+        "<long session newest page, limit=50>"
+    )
+    print(
+        f"{'conns':>6}{'offered/s':>10}{'got/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+        f"{'200s':>7}{'non-200':>8}{'errors':>7}   cores: chatgate  hey postgres others"
+    )
+    for load in loads:
+        print(
+            f"{load['connections']:>6}{load['offered']:>10}{load['rps']:>8.0f}"
+            f"{load['p50'] * 1000:>9.1f}{load['p90'] * 1000:>9.1f}{load['p99'] * 1000:>9.1f}"
+            f"{load['ok']:>7.0f}{load['non_200']:>8.0f}{load['errors']:>7.0f}"
+            f"{load['cores_server']:>17.2f}{load['cores_load_tool']:>5.2f}"
+            f"{load['cores_postgres']:>9.2f}{load['cores_others']:>7.2f}"
+        )
+        for kind in load.get("error_kinds", []):
+            print(f"  error: {kind[:160]}")
+    print(
+        f"  cores = average cores busy during the run, of {os.cpu_count()}: "
+        "others is the rest of the machine (other people's work)"
+    )
+    for load in loads:
+        if load["connections"] * args.rate == 1000:
+            ok = load["p99"] * 1000 < 50 and load["errors"] == 0 and load["non_200"] == 0
+            print(f"  target at 1,000 req/s: p99 < 50 ms and zero errors -> {verdict(ok)}")
+    print(f"  hey's full outputs: {OUT}/hey-c<connections>.txt")
+
+
+if __name__ == "__main__":
+    main()

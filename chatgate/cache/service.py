@@ -1,0 +1,205 @@
+"""The answer cache: a context-free question (a new session's first, or /v1/qa without one)
+answered before by the same assistant, at the same version, with the same model, is answered
+from the cache instead of the engine.
+
+The key is the hash of the question's normalised form with the assistant id, its version and
+its model, under a scope naming the database (assistant versions count per database, so two
+deployments sharing one Redis never see each other's answers). An assistant edit bumps its
+version: later questions miss at once, and the old entries, which nothing can reach any more,
+expire with their TTL.
+
+Only answers the assistant's own engine wrote whole for the question as asked are stored: not a
+failed or stopped answer, not one from a fallback engine or the canned fallback text, and not
+one whose question a guard rewrote (masked) or sent to another engine. The cache is an
+optimisation, so a broken Redis makes every question a miss, never a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.engine import make_url
+
+from chatgate.cache.normalize import normalize_question, question_digest
+from chatgate.cache.store import AnswerStore, MemoryAnswerStore, RedisAnswerStore
+from chatgate.chat.models import Message
+from chatgate.core.config import AssistantConfig, Settings
+from chatgate.core.policies import CacheSettings
+from chatgate.observability import metrics
+from chatgate.observability.middleware import request_stats
+from chatgate.observability.tracing import cache_span
+
+log = logging.getLogger("chatgate.cache")
+
+# `use` looks up and stores; `refresh` (Cache-Control: no-cache) skips the lookup and stores
+# the fresh answer; `skip` (no-store) does neither.
+CacheDirective = Literal["use", "refresh", "skip"]
+CacheResult = Literal["hit", "miss", "bypass"]
+KEY_PREFIX = "chatgate:answers:v1"
+# FAQ questions are short; a long text is a document, unlikely to come again word for word.
+MAX_QUESTION_CHARS = 2000
+# A slow Redis must not slow questions down more than this before they go to the engine.
+STORE_TIMEOUT = 0.5
+
+
+@dataclass(slots=True)
+class CachePlan:
+    """What the cache did for one turn, and what it needs to store the turn's answer."""
+
+    result: CacheResult
+    key: str
+    question: str
+    provider_id: str
+    model: str
+    fallback_answer: str | None
+    store: bool
+    text: str | None = None
+
+    @property
+    def hit(self) -> bool:
+        return self.text is not None
+
+
+def database_scope(database_url: str) -> str:
+    """A short name for the database (its password left out, so rotating it keeps the cache)."""
+    url = make_url(database_url)
+    named = f"{url.get_backend_name()}|{url.username}|{url.host}|{url.port}|{url.database}"
+    return hashlib.sha256(named.encode("utf-8")).hexdigest()[:12]
+
+
+def directive_from_header(cache_control: str | None) -> CacheDirective:
+    tokens = {t.strip().lower() for t in (cache_control or "").split(",")}
+    if "no-store" in tokens:
+        return "skip"
+    if "no-cache" in tokens or "max-age=0" in tokens:
+        return "refresh"
+    return "use"
+
+
+class AnswerCache:
+    def __init__(
+        self,
+        *,
+        store: AnswerStore,
+        scope: str,
+        own_memory_providers: frozenset[str] = frozenset(),
+    ) -> None:
+        self._store = store
+        self._scope = scope
+        # Engines that keep the conversation themselves (a Dify chat app): a first answer they
+        # never saw would be missing from their memory on the next turn.
+        self._own_memory = own_memory_providers
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis | None) -> AnswerCache | None:
+        config: CacheSettings = settings.cache
+        if not config.enabled:
+            return None
+        store: AnswerStore = (
+            RedisAnswerStore(redis, ttl_seconds=config.ttl_seconds)
+            if redis is not None
+            else MemoryAnswerStore(ttl_seconds=config.ttl_seconds, max_entries=config.max_entries)
+        )
+        own_memory = frozenset(
+            p.id for p in settings.providers if p.type == "dify" and p.dify_app_type == "chat"
+        )
+        return cls(
+            store=store,
+            scope=database_scope(settings.database_url),
+            own_memory_providers=own_memory,
+        )
+
+    def key(self, *, assistant_id: str, version: int, model: str, normalized: str) -> str:
+        digest = question_digest(normalized)
+        return f"{KEY_PREFIX}:{self._scope}:{assistant_id}:{version}:{model}:{digest}"
+
+    async def consult(
+        self,
+        *,
+        assistant: AssistantConfig,
+        provider_id: str,
+        question: str,
+        directive: CacheDirective = "use",
+    ) -> CachePlan | None:
+        """Looks a context-free question up; None when the cache does not apply to it."""
+        version: int | None = getattr(assistant, "version", None)
+        if (
+            not assistant.cache_answers
+            or version is None
+            or provider_id != assistant.provider
+            or provider_id in self._own_memory
+            or len(question) > MAX_QUESTION_CHARS
+        ):
+            return None
+        normalized = normalize_question(question)
+        if not normalized:
+            return None
+        plan = CachePlan(
+            result="bypass",
+            key=self.key(
+                assistant_id=assistant.id, version=version, model=assistant.model,
+                normalized=normalized,
+            ),
+            question=question,
+            provider_id=provider_id,
+            model=assistant.model,
+            fallback_answer=assistant.fallback_answer,
+            store=directive != "skip",
+        )  # fmt: skip
+        if directive == "use":
+            with cache_span("get"):
+                plan.text = await self._get(plan.key)
+            plan.result = "hit" if plan.hit else "miss"
+        metrics.cache_requests.labels(plan.result).inc()
+        if (stats := request_stats()) is not None:
+            stats.cache_hit = plan.hit
+        return plan
+
+    async def remember(
+        self, plan: CachePlan, *, sent_question: str, provider_id: str, answer: Message
+    ) -> None:
+        """Stores a finished answer, if it is one the cache may give to others."""
+        if (
+            plan.hit
+            or not plan.store
+            or answer.status != "complete"
+            or answer.error is not None
+            or not answer.content.strip()
+            or answer.fallback
+            or answer.model != plan.model
+            or provider_id != plan.provider_id
+            or sent_question != plan.question
+            or (plan.fallback_answer and answer.content.strip() == plan.fallback_answer.strip())
+        ):
+            return
+        with cache_span("put"):
+            await self._put(plan.key, answer.content)
+
+    async def _get(self, key: str) -> str | None:
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                return await self._store.get(key)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("answer cache lookup failed: %s", exc)
+            return None
+
+    async def _put(self, key: str, text: str) -> None:
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                await self._store.put(key, text)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("answer cache store failed: %s", exc)
+
+
+def fill_from_cache(answer: Message, text: str, *, token_count: int) -> None:
+    """Turns a new answer row into the cached answer, complete before it is first stored."""
+    answer.content = text
+    answer.status = "complete"
+    answer.token_count = token_count
+    answer.cached = True

@@ -1,0 +1,76 @@
+"""Where cached answers live: Redis, shared by every process, or this process's memory.
+
+Both backends keep an entry for a fixed time to live; the in-process one also keeps at most
+`max_entries`, dropping the least recently used (Redis is bounded by the TTL and its own
+maxmemory policy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class AnswerStore(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, text: str) -> None: ...
+
+
+class RedisAnswerStore:
+    def __init__(self, redis: Redis, *, ttl_seconds: float) -> None:
+        self._redis = redis
+        self._ttl_ms = max(1, round(ttl_seconds * 1000))
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(key)
+        if value is None:
+            return None
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    async def put(self, key: str, text: str) -> None:
+        await self._redis.set(key, text.encode("utf-8"), px=self._ttl_ms)
+
+
+class MemoryAnswerStore:
+    """An LRU of at most `max_entries`, each entry expiring `ttl_seconds` after it was stored.
+
+    A dozen lines of OrderedDict rather than a dependency (cachetools' TTLCache does the same):
+    every call runs on the event loop thread, so no lock is needed.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, text = entry
+        if expires <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return text
+
+    async def put(self, key: str, text: str) -> None:
+        self._entries[key] = (self._clock() + self._ttl, text)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
