@@ -9,7 +9,7 @@ from fastapi import Depends, Header
 from chatgate.cache.service import CacheDirective, CachePlan, directive_from_header
 
 
-def _cache_directive(cache_control: Annotated[str | None, Header()] = None) -> CacheDirective:
+async def _cache_directive(cache_control: Annotated[str | None, Header()] = None) -> CacheDirective:
     return directive_from_header(cache_control)
 
 
