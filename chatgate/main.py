@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -31,6 +30,7 @@ from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import TraceIdMiddleware
 from chatgate.gateway.edge import EdgeMiddleware
 from chatgate.gateway.router import router as gateway_router
+from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
 from chatgate.observability.metrics import forget_this_process
 from chatgate.observability.middleware import ObserveMiddleware
 from chatgate.observability.probes import watch_pool
@@ -42,7 +42,6 @@ from chatgate.qa.router import router as qa_router
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import TaskQueue
 
-WEB = Path(__file__).resolve().parent / "web"
 log = logging.getLogger("chatgate")
 
 
@@ -134,10 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(openai_router)
     app.include_router(qa_router)
-    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    app.mount("/static", PageHeaders(StaticFiles(directory=WEB)), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(WEB / "index.html")
+        headers = {name.decode(): value.decode() for name, value in PAGE_HEADERS}
+        return FileResponse(WEB / "index.html", headers=headers)
 
     return app
