@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from opentelemetry import trace as otel_trace
@@ -16,6 +18,17 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 def current_trace_id() -> str:
     return _trace_id.get()
+
+
+@contextmanager
+def using_trace_id(trace_id: str | None) -> Iterator[None]:
+    """Work done outside a request (a queued answer) under the trace id of the request that
+    asked for it, so its log lines are found by the same id."""
+    token = _trace_id.set(trace_id or new_trace_id())
+    try:
+        yield
+    finally:
+        _trace_id.reset(token)
 
 
 def new_trace_id() -> str:

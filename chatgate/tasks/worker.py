@@ -16,6 +16,7 @@ from chatgate.chat.models import Message
 from chatgate.core.config import Settings
 from chatgate.core.db import Database
 from chatgate.core.logging import configure_logging
+from chatgate.core.tracing import using_trace_id
 from chatgate.providers.base import CompletionRequest
 from chatgate.providers.fallback import ChainSpec
 from chatgate.providers.registry import ProviderRegistry
@@ -26,6 +27,13 @@ log = logging.getLogger("chatgate.worker")
 
 
 async def write_answer(
+    ctx: dict[str, Any], answer_id: str, chain: ChainSpec | str, request: CompletionRequest
+) -> dict[str, Any]:
+    with using_trace_id(request.trace_id):
+        return await _write_answer(ctx, answer_id, chain, request)
+
+
+async def _write_answer(
     ctx: dict[str, Any], answer_id: str, chain: ChainSpec | str, request: CompletionRequest
 ) -> dict[str, Any]:
     database: Database = ctx["database"]
@@ -41,6 +49,7 @@ async def write_answer(
     provider = registry.chain(chain) if isinstance(chain, ChainSpec) else registry.get(chain)
     writer: AnswerWriter = ctx["writer"]
     end = await writer.write(answer=answer, provider=provider, request=request)
+    log.info("answer written", extra={"message_id": answer_id, "status": end.message.status})
     return {"status": end.message.status, "worker": os.getpid()}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -112,6 +113,27 @@ async def wait_task(
             return task
         await asyncio.sleep(0.1)
     raise AssertionError(f"task {task_id} stayed {task.get('status')}, wanted {status}")
+
+
+async def test_worker_logs_under_the_trace_id_of_the_request(
+    queued_settings: Settings, tmp_path: Path, http_for: Any
+) -> None:
+    with run_chatgate(queued_settings) as api, workers(queued_settings, tmp_path) as procs:
+        http = http_for(api, "traced-user")
+        session = (await http.post("/v1/sessions", json={"assistant_id": "echo"})).json()
+        response = await http.post(
+            f"/v1/sessions/{session['id']}/messages",
+            json={"content": "trace this task", "response_mode": "async"},
+        )
+        await wait_task(http, response.json()["task_id"], "succeeded")
+    assert procs[0].stderr is not None
+    lines = [
+        json.loads(line) for line in procs[0].stderr.read().splitlines() if line.startswith(b"{")
+    ]
+    written = [line for line in lines if line["message"] == "answer written"]
+    assert written and written[0]["trace_id"] == response.headers["x-trace-id"]
+    assert written[0]["message_id"] == response.json()["task_id"]
+    assert not any("trace this task" in json.dumps(line) for line in lines)
 
 
 async def test_queued_task_survives_an_api_restart(
