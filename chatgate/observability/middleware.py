@@ -7,6 +7,7 @@ import logging
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +34,22 @@ class ObserveMiddleware:
     def __init__(self, app: ASGIApp, *, skip: frozenset[str] = frozenset({"/metrics"})) -> None:
         self.app = app
         self.skip = skip
+        # Labelled children, looked up once per (route, method[, status]): label values are
+        # bounded (route templates), and `.labels()` on every request cost several µs.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+
+    def _counter(self, route: str, method: str, status: int) -> Any:
+        key = (route, method, status)
+        if (child := self._counters.get(key)) is None:
+            child = self._counters[key] = metrics.http_requests.labels(route, method, str(status))
+        return child
+
+    def _histogram(self, route: str, method: str) -> Any:
+        key = (route, method)
+        if (child := self._histograms.get(key)) is None:
+            child = self._histograms[key] = metrics.http_duration.labels(route, method)
+        return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.skip:
@@ -59,8 +76,8 @@ class ObserveMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            metrics.http_requests.labels(template, method, str(status)).inc()
-            metrics.http_duration.labels(template, method).observe(elapsed)
+            self._counter(template, method, status).inc()
+            self._histogram(template, method).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("request", extra={
                     "route": template, "method": method, "status": status,

@@ -98,6 +98,7 @@ class AnthropicProvider:
     async def start(self) -> None:
         timeouts = self.config.timeouts
         self._http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies
             connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
         )
