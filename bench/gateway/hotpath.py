@@ -294,8 +294,15 @@ def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None
         leftover.unlink()
     url = f"sqlite+aiosqlite:///{out / 'hotpath.db'}"
     upgrade_database(url)
+    from chatgate.core.policies import RateLimitSettings
+
+    # Limits high enough never to refuse one benchmark user; the limiter still runs.
+    limits = RateLimitSettings(
+        requests_per_minute=10**9, ip_requests_per_minute=10**9, tokens_per_minute=10**9
+    )
     settings = Settings(
         auth_mode="jwt", jwt_secret=SECRET, database_url=url, log_level="INFO",
+        rate_limits=limits,
         providers=[ProviderConfig(id="upstream", type="openai",
                                   base_url=f"http://127.0.0.1:{port}/v1")],
         assistants=[AssistantConfig(id="bench", name="Benchmark", provider="upstream",

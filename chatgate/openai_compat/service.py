@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +13,7 @@ from chatgate.auth.service import User
 from chatgate.chat.context import MESSAGE_OVERHEAD
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError
-from chatgate.core.tracing import current_trace_id
+from chatgate.core.tracing import current_trace_id, random_hex
 from chatgate.guards.service import GuardOutcome, guard_texts
 from chatgate.openai_compat.schemas import ChatCompletionRequest
 from chatgate.providers.base import (
@@ -92,7 +91,7 @@ async def guard_completion(
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
+    return "chatcmpl-" + random_hex(24)
 
 
 def answer_marks(source: Provenance) -> dict[str, Any]:
