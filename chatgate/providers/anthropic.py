@@ -6,7 +6,6 @@ accepts: only `user` and `assistant` turns, alternating, starting with `user`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,12 +19,12 @@ from chatgate.providers.base import (
     ChatTurn,
     Chunk,
     CompletionRequest,
+    Deadlines,
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
     Usage,
-    engine_timeout,
     estimate_tokens,
 )
 
@@ -143,14 +142,9 @@ class AnthropicProvider:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         assert self._http is not None, "provider not started"
-        timeouts = self.config.timeouts
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        final = now + timeouts.total
-        deadline = min(now + timeouts.first_token, final)
-        flowing = False
+        deadlines = Deadlines(self.config.timeouts)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadlines.limit():
                 response = await self._http.post(
                     self._url,
                     data=orjson.dumps(self._body(request)),
@@ -158,17 +152,17 @@ class AnthropicProvider:
                 )
             try:
                 if response.status >= 400:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         raise await self._error_from_response(response)
                 if not self._streams(request):
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         body = await response.read()
                     yield _chunk_from_message(_json_object(body))
                     return
                 events = _EventReader()
                 event_name, data = "", b""
                 while not events.finished:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         line = await response.content.readline(max_line_length=MAX_EVENT_BYTES)
                     if not line:
                         raise ProviderError(
@@ -190,13 +184,11 @@ class AnthropicProvider:
                             yield chunk
                             if chunk.text:
                                 # Once text flows, silence may last between_tokens at most.
-                                flowing = True
-                                deadline = min(loop.time() + timeouts.between_tokens, final)
+                                deadlines.text_arrived()
             finally:
                 response.close()
         except TimeoutError:
-            overdue = loop.time() >= final
-            raise engine_timeout(f"engine {self.id!r}", flowing=flowing, overdue=overdue) from None
+            raise deadlines.error(f"engine {self.id!r}") from None
         except aiohttp.ClientConnectorError as exc:
             raise ProviderUnavailable(
                 f"engine {self.id!r} is unreachable: {exc.os_error}"

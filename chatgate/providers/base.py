@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from chatgate.core.config import Timeouts
 from chatgate.core.errors import AppError
 
 Role = Literal["system", "user", "assistant"]
@@ -100,14 +102,33 @@ class EngineBusy(ProviderError):
     status, code = 503, "engine_busy"
 
 
-def engine_timeout(subject: str, *, flowing: bool, overdue: bool) -> ProviderTimeout:
-    """The timeout error of an HTTP engine: no first text, silence mid-answer, or no end in
-    the total time (`subject` names the engine, e.g. "engine 'x'")."""
-    if not flowing:
-        return ProviderTimeout(f"{subject} did not answer in time")
-    if overdue:
-        return ProviderTimeout(f"{subject} did not finish its answer in the total time allowed")
-    return ProviderTimeout(f"{subject} went silent mid-answer")
+class Deadlines:
+    """The deadlines of one HTTP engine call: the first text, then each next text, all within
+    the total. Each read is wrapped in `limit()`, inside the engine's generator, so a timeout
+    never fires in the consumer's code between two chunks."""
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._between = timeouts.between_tokens
+        now = self._loop.time()
+        self._final = now + timeouts.total
+        self._next = min(now + timeouts.first_token, self._final)
+        self.flowing = False
+
+    def limit(self) -> asyncio.Timeout:
+        return asyncio.timeout_at(self._next)
+
+    def text_arrived(self) -> None:
+        self.flowing = True
+        self._next = min(self._loop.time() + self._between, self._final)
+
+    def error(self, subject: str) -> ProviderTimeout:
+        """Which limit ran out: no first text, silence mid-answer, or the total time."""
+        if not self.flowing:
+            return ProviderTimeout(f"{subject} did not answer in time")
+        if self._loop.time() >= self._final:
+            return ProviderTimeout(f"{subject} did not finish its answer in the total time allowed")
+        return ProviderTimeout(f"{subject} went silent mid-answer")
 
 
 def estimate_tokens(text: str) -> int:

@@ -28,11 +28,11 @@ from chatgate.core.tracing import traceparent_for
 from chatgate.providers.base import (
     Chunk,
     CompletionRequest,
+    Deadlines,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
     Usage,
-    engine_timeout,
     estimate_tokens,
 )
 
@@ -133,14 +133,9 @@ class DifyProvider:
             if self._is_chat
             else "",
         )
-        timeouts = self.config.timeouts
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        final = now + timeouts.total
-        deadline = min(now + timeouts.first_token, final)
-        flowing = False
+        deadlines = Deadlines(self.config.timeouts)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadlines.limit():
                 response = await self._http.post(
                     self._endpoint,
                     data=orjson.dumps(self._body(request, run)),
@@ -148,15 +143,15 @@ class DifyProvider:
                 )
             try:
                 if response.status >= 400:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         raise await self._error_from_response(response, run)
                 if not self.config.stream:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         body = await response.read()
                     yield self._chunk_from_answer(_json_object(body), run)
                     return
                 while not run.finished:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         line = await response.content.readline(max_line_length=MAX_EVENT_BYTES)
                     if not line:
                         raise ProviderError(
@@ -167,8 +162,7 @@ class DifyProvider:
                         yield chunk
                         if chunk.text or chunk.replace:
                             # Once text flows, silence may last between_tokens at most.
-                            flowing = True
-                            deadline = min(loop.time() + timeouts.between_tokens, final)
+                            deadlines.text_arrived()
             finally:
                 response.close()
                 if run.task_id and not run.finished:
@@ -179,8 +173,7 @@ class DifyProvider:
             yield Chunk(session_state={"conversation_id": ""})
             raise
         except TimeoutError:
-            subject, overdue = f"Dify app {self.id!r}", loop.time() >= final
-            raise engine_timeout(subject, flowing=flowing, overdue=overdue) from None
+            raise deadlines.error(f"Dify app {self.id!r}") from None
         except aiohttp.ClientConnectorError as exc:
             raise ProviderUnavailable(
                 f"Dify app {self.id!r} is unreachable: {exc.os_error}"

@@ -6,7 +6,6 @@ served about 5,300 requests/s through a minimal proxy where httpx served about 9
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,11 +17,11 @@ from chatgate.core.tracing import traceparent_for
 from chatgate.providers.base import (
     Chunk,
     CompletionRequest,
+    Deadlines,
     ProviderError,
     ProviderRateLimited,
     ProviderUnavailable,
     Usage,
-    engine_timeout,
     estimate_tokens,
 )
 
@@ -83,14 +82,9 @@ class OpenAIProvider:
         # Deadlines wrap each read inside this generator, so a timeout never fires in the
         # consumer's code between two chunks.
         assert self._http is not None, "provider not started"
-        timeouts = self.config.timeouts
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        final = now + timeouts.total
-        deadline = min(now + timeouts.first_token, final)
-        flowing = False
+        deadlines = Deadlines(self.config.timeouts)
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadlines.limit():
                 response = await self._http.post(
                     self._url,
                     data=orjson.dumps(self._body(request)),
@@ -98,15 +92,15 @@ class OpenAIProvider:
                 )
             try:
                 if response.status >= 400:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         await self._raise_for_status(response)
                 if not self._streams(request):
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         body = await response.read()
                     yield self._chunk_from_completion(orjson.loads(body))
                     return
                 while True:
-                    async with asyncio.timeout_at(deadline):
+                    async with deadlines.limit():
                         line = await response.content.readline()
                     if not line:
                         raise ProviderError(
@@ -119,13 +113,11 @@ class OpenAIProvider:
                         yield chunk
                         if chunk.text:
                             # Once text flows, the engine may stay silent between_tokens at most.
-                            flowing = True
-                            deadline = min(loop.time() + timeouts.between_tokens, final)
+                            deadlines.text_arrived()
             finally:
                 response.close()
         except TimeoutError:
-            overdue = loop.time() >= final
-            raise engine_timeout(f"engine {self.id!r}", flowing=flowing, overdue=overdue) from None
+            raise deadlines.error(f"engine {self.id!r}") from None
         except aiohttp.ClientConnectorError as exc:
             raise ProviderUnavailable(
                 f"engine {self.id!r} is unreachable: {exc.os_error}"
