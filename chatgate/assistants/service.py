@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatgate.assistants.models import AssistantRow
 from chatgate.assistants.schemas import Assistant, AssistantCreate, AssistantUpdate
@@ -46,21 +48,21 @@ class AssistantCatalog:
         self._lock = asyncio.Lock()
 
     async def seed(self, configs: list[AssistantConfig]) -> None:
-        """Adds the configured assistants that the database does not have yet."""
+        """Adds the configured assistants that the database does not have yet.
+
+        Several workers start at once and seed together: ON CONFLICT DO NOTHING lets every one
+        of them succeed (a plain insert failed the second worker's start-up)."""
+        if not configs:
+            return
+        now = utcnow()
+        rows = [
+            {**c.model_dump(), "enabled": True, "version": 1, "created_at": now, "updated_at": now}
+            for c in configs
+        ]
         async with self._database.session() as db:
-            existing = set((await db.scalars(select(AssistantRow.id))).all())
-            now = utcnow()
-            for config in configs:
-                if config.id not in existing:
-                    db.add(
-                        AssistantRow(
-                            **config.model_dump(),
-                            enabled=True,
-                            version=1,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
+            dialect = self._database.engine.dialect.name
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            await db.execute(insert(AssistantRow).values(rows).on_conflict_do_nothing())
             await db.commit()
         await self._revision.bump()
 
