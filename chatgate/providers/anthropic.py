@@ -11,11 +11,12 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp.http_exceptions import LineTooLong
 
 from chatgate.core.config import ProviderConfig
 from chatgate.core.tracing import traceparent_for
 from chatgate.providers.base import (
+    MAX_EVENT_BYTES,
+    TRANSPORT_ERRORS,
     ChatTurn,
     Chunk,
     CompletionRequest,
@@ -26,9 +27,8 @@ from chatgate.providers.base import (
     ProviderUnavailable,
     Usage,
     estimate_tokens,
+    transport_error,
 )
-
-MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 # Anthropic's stop reasons in the OpenAI vocabulary the rest of chatgate speaks.
 _FINISH_REASONS = {
@@ -187,20 +187,8 @@ class AnthropicProvider:
                                 deadlines.text_arrived()
             finally:
                 response.close()
-        except TimeoutError:
-            raise deadlines.error(f"engine {self.id!r}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ProviderUnavailable(
-                f"engine {self.id!r} is unreachable: {exc.os_error}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(f"engine {self.id!r} connection failed: {exc!r}") from None
-        except LineTooLong:
-            raise ProviderError(
-                f"engine {self.id!r} sent an event longer than {MAX_EVENT_BYTES} bytes"
-            ) from None
-        except ValueError:
-            raise ProviderError(f"engine {self.id!r} sent an event that is not JSON") from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(f"engine {self.id!r}", exc, deadlines) from None
 
     async def _error_from_response(self, response: aiohttp.ClientResponse) -> ProviderError:
         try:

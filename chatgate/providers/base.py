@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import aiohttp
+from aiohttp.http_exceptions import LineTooLong
+
 from chatgate.core.config import Timeouts
 from chatgate.core.errors import AppError
 
@@ -129,6 +132,24 @@ class Deadlines:
         if self._loop.time() >= self._final:
             return ProviderTimeout(f"{subject} did not finish its answer in the total time allowed")
         return ProviderTimeout(f"{subject} went silent mid-answer")
+
+
+# The longest event line an HTTP engine may send (Dify's message_end carries retrieval results).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, LineTooLong, ValueError)
+
+
+def transport_error(subject: str, exc: BaseException, deadlines: Deadlines) -> ProviderError:
+    """What went wrong talking to an HTTP engine, as chatgate's error (`subject` names it)."""
+    if isinstance(exc, TimeoutError):
+        return deadlines.error(subject)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderUnavailable(f"{subject} is unreachable: {exc.os_error}")
+    if isinstance(exc, aiohttp.ClientError):
+        return ProviderError(f"{subject} connection failed: {exc!r}")
+    if isinstance(exc, LineTooLong):
+        return ProviderError(f"{subject} sent an event longer than {MAX_EVENT_BYTES} bytes")
+    return ProviderError(f"{subject} sent an event that is not JSON")
 
 
 def estimate_tokens(text: str) -> int:

@@ -21,11 +21,12 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
-from aiohttp.http_exceptions import LineTooLong
 
 from chatgate.core.config import ProviderConfig
 from chatgate.core.tracing import traceparent_for
 from chatgate.providers.base import (
+    MAX_EVENT_BYTES,
+    TRANSPORT_ERRORS,
     Chunk,
     CompletionRequest,
     Deadlines,
@@ -34,13 +35,11 @@ from chatgate.providers.base import (
     ProviderUnavailable,
     Usage,
     estimate_tokens,
+    transport_error,
 )
 
 log = logging.getLogger("chatgate.providers.dify")
 
-# Dify's `message_end` carries retrieval results and agent events carry tool output: an event
-# can be far longer than aiohttp's default line limit.
-MAX_EVENT_BYTES = 8 * 1024 * 1024
 STOP_TIMEOUT = 5.0
 ANONYMOUS_USER = "chatgate"
 
@@ -172,20 +171,8 @@ class DifyProvider:
         except ConversationLost:
             yield Chunk(session_state={"conversation_id": ""})
             raise
-        except TimeoutError:
-            raise deadlines.error(f"Dify app {self.id!r}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ProviderUnavailable(
-                f"Dify app {self.id!r} is unreachable: {exc.os_error}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(f"Dify app {self.id!r} connection failed: {exc!r}") from None
-        except LineTooLong:
-            raise ProviderError(
-                f"Dify app {self.id!r} sent an event longer than {MAX_EVENT_BYTES} bytes"
-            ) from None
-        except ValueError:
-            raise ProviderError(f"Dify app {self.id!r} sent an answer that is not JSON") from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(f"Dify app {self.id!r}", exc, deadlines) from None
 
     def _learn(self, event: dict[str, Any], run: _Run, chunk: Chunk) -> None:
         """Notes the task id (for a stop) and a new conversation id (to keep on the session)."""

@@ -15,14 +15,16 @@ import orjson
 from chatgate.core.config import ProviderConfig
 from chatgate.core.tracing import traceparent_for
 from chatgate.providers.base import (
+    MAX_EVENT_BYTES,
+    TRANSPORT_ERRORS,
     Chunk,
     CompletionRequest,
     Deadlines,
     ProviderError,
     ProviderRateLimited,
-    ProviderUnavailable,
     Usage,
     estimate_tokens,
+    transport_error,
 )
 
 _DONE = Chunk(finish_reason="[DONE]")
@@ -101,7 +103,7 @@ class OpenAIProvider:
                     return
                 while True:
                     async with deadlines.limit():
-                        line = await response.content.readline()
+                        line = await response.content.readline(max_line_length=MAX_EVENT_BYTES)
                     if not line:
                         raise ProviderError(
                             f"engine {self.id!r} closed the stream before it was finished"
@@ -116,16 +118,8 @@ class OpenAIProvider:
                             deadlines.text_arrived()
             finally:
                 response.close()
-        except TimeoutError:
-            raise deadlines.error(f"engine {self.id!r}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ProviderUnavailable(
-                f"engine {self.id!r} is unreachable: {exc.os_error}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProviderError(f"engine {self.id!r} connection failed: {exc!r}") from None
-        except ValueError:
-            raise ProviderError(f"engine {self.id!r} sent an event that is not JSON") from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(f"engine {self.id!r}", exc, deadlines) from None
 
     def _parse_line(self, line: bytes) -> Chunk | None:
         if not line.startswith(b"data:"):
