@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -283,3 +284,37 @@ async def serve_chatgate(settings: Settings) -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(server.__exit__, None, None, None)
+
+
+@dataclass
+class PrivateRedis:
+    """A Redis of one test's own, so stopping it for real disturbs no one else."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True
+        )
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    from tests.doubles.server import free_port
+
+    redis = PrivateRedis(port=free_port())
+    subprocess.run(
+        ["redis-server", "--port", str(redis.port), "--bind", "127.0.0.1", "--daemonize", "yes",
+         "--save", "", "--appendonly", "no"],
+        check=True,
+    )  # fmt: skip
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "-p", str(redis.port), "ping"], capture_output=True).stdout:
+            break
+        time.sleep(0.05)
+    yield redis
+    redis.stop()

@@ -6,41 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import Double, open_caller, remote_only_settings, serve_chatgate
-from tests.doubles.server import free_port
+from tests.conftest import Double, PrivateRedis, open_caller, remote_only_settings, serve_chatgate
 from tests.observability.test_multiprocess import sample
 
 
-@pytest.fixture
-def private_redis() -> Iterator[int]:
-    port = free_port()
-    subprocess.run(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-         "--save", "", "--appendonly", "no"],
-        check=True,
-    )  # fmt: skip
-    for _ in range(100):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout:
-            break
-        time.sleep(0.05)
-    yield port
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
-
-
 async def test_ready_and_metrics_follow_redis(
-    tmp_path: Path, openai_double: Double, private_redis: int
+    tmp_path: Path, openai_double: Double, private_redis: PrivateRedis
 ) -> None:
     settings = remote_only_settings(
         f"sqlite+aiosqlite:///{tmp_path}/deps.db", openai_double.url,
-        redis_url=f"redis://127.0.0.1:{private_redis}/0",
+        redis_url=private_redis.url,
         task_queue=f"chatgate:test:{secrets.token_hex(4)}",
     )  # fmt: skip
     async with serve_chatgate(settings) as url, open_caller(url) as alice:
@@ -59,8 +39,7 @@ async def test_ready_and_metrics_follow_redis(
         assert sample(text, "chatgate_dependency_up", dependency="redis") == 1
         assert sample(text, "chatgate_dependency_up", dependency="database") == 1
 
-        stop = ["redis-cli", "-p", str(private_redis), "shutdown", "nosave"]
-        await asyncio.to_thread(subprocess.run, stop, capture_output=True)
+        await asyncio.to_thread(private_redis.stop)
         for _ in range(50):
             down = await alice.http.get("/ready")
             if down.status_code == 503:

@@ -4,44 +4,17 @@ happens when Redis really stops."""
 from __future__ import annotations
 
 import secrets
-import subprocess
-import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from chatgate.core.policies import RateLimitSettings
-from tests.conftest import Double, make_token, settings_for
-from tests.doubles.server import free_port
+from tests.conftest import Double, PrivateRedis, make_token, settings_for
 from tests.runner import run_chatgate
 
 
 def caller(url: str, user: str | None = None) -> httpx.AsyncClient:
     token = make_token(user or f"limited-{secrets.token_hex(4)}")
     return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
-@pytest.fixture
-def private_redis() -> Iterator[str]:
-    """A Redis of this test's own, so stopping it for real disturbs no one else."""
-    port = free_port()
-    subprocess.run(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-         "--save", "", "--appendonly", "no"],
-        check=True,
-    )  # fmt: skip
-    for _ in range(50):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout:
-            break
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
-
-
-def stop_redis(url: str) -> None:
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    subprocess.run(["redis-cli", "-p", port, "shutdown", "nosave"], capture_output=True)
 
 
 async def test_requests_per_user_give_429_with_headers(
@@ -116,17 +89,17 @@ async def test_tokens_per_minute_per_assistant(database_url: str, openai_double:
 
 
 async def test_redis_down_fails_open_when_told(
-    database_url: str, openai_double: Double, private_redis: str
+    database_url: str, openai_double: Double, private_redis: PrivateRedis
 ) -> None:
     limits = RateLimitSettings(requests_per_minute=3, on_redis_error="open")
     settings = settings_for(database_url, openai_double.url, rate_limits=limits,
-                            redis_url=private_redis)  # fmt: skip
+                            redis_url=private_redis.url)  # fmt: skip
     with run_chatgate(settings) as url:
         async with caller(url) as user:
             assert [(await user.get("/v1/assistants")).status_code for _ in range(4)] == [
                 200, 200, 200, 429,
             ]  # fmt: skip
-            stop_redis(private_redis)
+            private_redis.stop()
             after = [(await user.get("/v1/assistants")).status_code for _ in range(3)]
             metrics = (await user.get("/metrics")).text
     assert after == [200, 200, 200]
@@ -136,15 +109,15 @@ async def test_redis_down_fails_open_when_told(
 
 
 async def test_redis_down_fails_closed_when_told(
-    database_url: str, openai_double: Double, private_redis: str
+    database_url: str, openai_double: Double, private_redis: PrivateRedis
 ) -> None:
     limits = RateLimitSettings(on_redis_error="closed")
     settings = settings_for(database_url, openai_double.url, rate_limits=limits,
-                            redis_url=private_redis)  # fmt: skip
+                            redis_url=private_redis.url)  # fmt: skip
     with run_chatgate(settings) as url:
         async with caller(url) as user:
             assert (await user.get("/v1/assistants")).status_code == 200
-            stop_redis(private_redis)
+            private_redis.stop()
             refused = await user.get("/v1/assistants")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "rate_limiter_unavailable"
