@@ -17,8 +17,8 @@ from chatgate.providers.breaker import (
     BreakerStore,
     CircuitBreaker,
     LocalBreakerStore,
-    RedisBreakerStore,
 )
+from chatgate.providers.breaker_redis import RedisBreakerStore
 from chatgate.providers.fallback import ChainSpec, FallbackChain
 from chatgate.providers.observed import ObservedProvider
 from chatgate.providers.resilient import BreakerProvider, RetryingProvider

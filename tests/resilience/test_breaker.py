@@ -24,9 +24,9 @@ from chatgate.providers.breaker import (
     CircuitBreaker,
     CircuitOpen,
     LocalBreakerStore,
-    RedisBreakerStore,
     breaker_key,
 )
+from chatgate.providers.breaker_redis import RedisBreakerStore
 from tests.conftest import assert_error, open_caller
 from tests.doubles.server import free_port
 from tests.resilience.conftest import (
