@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -25,17 +26,17 @@ from chatgate.chat.router import router as chat_router
 from chatgate.chat.turns import TurnManager
 from chatgate.core.config import Settings, load_settings
 from chatgate.core.db import Database
-from chatgate.core.errors import UnexpectedErrorMiddleware, install_error_handlers
+from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
-from chatgate.core.tracing import TraceIdMiddleware
-from chatgate.gateway.edge import EdgeMiddleware
+from chatgate.gateway.edge import Edge
+from chatgate.gateway.front import Front, document_lanes
 from chatgate.gateway.router import router as gateway_router
 from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
 from chatgate.observability.metrics import forget_this_process
-from chatgate.observability.middleware import ObserveMiddleware
 from chatgate.observability.probes import watch_pool
 from chatgate.observability.router import router as observability_router
 from chatgate.observability.tracing import Tracing, TracingMiddleware
+from chatgate.openai_compat.lane import ChatCompletions
 from chatgate.openai_compat.router import router as openai_router
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.qa.router import router as qa_router
@@ -113,17 +114,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="A self-hosted AI chat gateway.",
         lifespan=lifespan,
+        # chatgate makes its own spans and metrics (observability/): FastAPI's would be a second
+        # set, and checking for them cost every request a few µs.
+        telemetry={"tracing": False, "metrics": False},
     )
     app.state.settings = settings
-    app.add_middleware(UnexpectedErrorMiddleware)
     app.state.limiter = RateLimiter(settings.rate_limits, settings.redis_url)
-    app.add_middleware(EdgeMiddleware, access=settings.access)
     app.state.tracing = Tracing.build(settings, version=app.version)
+    spans = None
     if app.state.tracing is not None:
+        spans = partial(TracingMiddleware, tracer=app.state.tracing.tracer)
         app.add_middleware(TracingMiddleware, tracer=app.state.tracing.tracer)
-    app.add_middleware(ObserveMiddleware)
-    app.add_middleware(TraceIdMiddleware)
+    edge = Edge(settings.access, app.state.limiter)
+    lanes = [ChatCompletions()]
+    app.add_middleware(Front, edge=edge, lanes=lanes, wrap_lanes=spans)
     install_error_handlers(app)
+    document_lanes(app, lanes)
     # Routes are matched in this order: the busiest first.
     app.include_router(openai_router)
     app.include_router(chat_router)

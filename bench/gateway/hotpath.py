@@ -183,8 +183,8 @@ def access_log() -> None:
 def _queues() -> list[Any]:
     from chatgate.core import logging as cg_logging
 
-    listener = getattr(cg_logging, "_listener", None)
-    return [listener.queue] if listener is not None else []
+    writer = getattr(cg_logging, "_writer", None)
+    return [writer.records] if writer is not None else []
 
 
 def prometheus() -> None:

@@ -32,7 +32,7 @@ from chatgate.chat.models import Message
 from chatgate.core.config import AssistantConfig, Settings
 from chatgate.core.policies import CacheSettings
 from chatgate.observability import metrics
-from chatgate.observability.middleware import request_stats
+from chatgate.observability.requests import request_stats
 from chatgate.observability.tracing import cache_span
 
 log = logging.getLogger("chatgate.cache")

@@ -32,12 +32,11 @@ from chatgate.chat.sse import answer_events
 from chatgate.chat.turns import Turn, TurnManager
 from chatgate.core.deps import Catalog, CurrentUser, DbSession, Providers, SettingsDep
 from chatgate.core.errors import error_body
-from chatgate.core.responses import JSONBytes
+from chatgate.core.responses import SSE_HEADERS, JSONBytes
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 # The keys of a history message, in the order of service.HISTORY_COLUMNS.
 MESSAGE_FIELDS = tuple(MessageOut.model_fields)
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _turns(request: Request) -> TurnManager:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers, State
 
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import User, acting_user
@@ -38,23 +39,27 @@ async def _db_session(
 _bearer = HTTPBearer(auto_error=False, description="a JWT or an API key (cg_…)")
 
 
-async def _current_user(request: Request, _: Annotated[object, Security(_bearer)] = None) -> User:
+async def request_user(app: State, headers: Headers, state: dict[str, Any]) -> User:
     """The caller, rate-limited; a service key names the end user it acts for in
-    `X-Chatgate-User` (or in the body's `user_id`/`user` where a route has one).
-
-    Headers are read straight from the request: FastAPI's per-parameter header handling was
-    a third of the gateway's dependency cost. (`_bearer` only documents the scheme.)"""
-    headers = request.headers
-    client_ip = getattr(request.state, "client_ip", "")
-    authenticator = request.app.state.authenticator
-    caller: User = await authenticator.authenticate(headers.get("authorization"), client_ip)
-    await request.app.state.limiter.check_request(caller=caller.limit_key)
+    `X-Chatgate-User` (or in the body's `user_id`/`user` where a route has one). `state` is the
+    request's: the edge put the client's address there, and the access log takes the user."""
+    caller: User = await app.authenticator.authenticate(
+        headers.get("authorization"), state.get("client_ip", "")
+    )
+    await app.limiter.check_request(caller=caller.limit_key)
     end_user = headers.get("x-chatgate-user")
     if end_user is not None and not 0 < len(end_user) <= 255:
         raise BadRequest("X-Chatgate-User must be 1 to 255 characters", code="invalid_end_user")
     user = acting_user(caller, end_user) if end_user else caller
-    request.state.user_id = user.id
+    state["user_id"] = user.id
     return user
+
+
+async def _current_user(request: Request, _: Annotated[object, Security(_bearer)] = None) -> User:
+    """Headers are read straight from the request: FastAPI's per-parameter header handling was
+    a third of the gateway's dependency cost. (`_bearer` only documents the scheme.)"""
+    state = request.scope.setdefault("state", {})
+    return await request_user(request.app.state, request.headers, state)
 
 
 async def _admin_user(user: Annotated[User, Depends(_current_user)]) -> User:

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatgate.core.responses import JSONBytes
 from chatgate.core.tracing import current_trace_id
@@ -124,38 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
         log.exception("unhandled error")
-        return _internal_error()
+        return internal_error()
 
 
-def _internal_error() -> JSONBytes:
+def internal_error() -> JSONBytes:
     return JSONBytes(error_body("internal_error", "an unexpected error occurred"), status_code=500)
-
-
-class UnexpectedErrorMiddleware:
-    """Answers an unexpected exception with the 500 envelope from inside the other middleware.
-
-    Starlette runs the `Exception` handler outside every middleware, where the trace id is gone
-    and `X-Trace-Id` is never added; this one sits innermost, so a 500 keeps both.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_start)
-        except Exception:
-            if started:
-                raise
-            log.exception("unhandled error")
-            await _internal_error()(scope, receive, send)

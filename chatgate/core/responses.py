@@ -11,3 +11,7 @@ class JSONBytes(Response):
 
     def __init__(self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None):
         super().__init__(orjson.dumps(content), status_code=status_code, headers=headers)
+
+
+# Server-sent events: never cached, never buffered by a proxy in front (nginx honours the second).
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -1,4 +1,5 @@
-"""Trace ids: from `traceparent` or `X-Request-ID`, made otherwise, returned as `X-Trace-Id`."""
+"""Trace ids: from `traceparent` or `X-Request-ID`, made otherwise; the front door
+(`chatgate.gateway.front`) returns them as `X-Trace-Id`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from opentelemetry import trace as otel_trace
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 _random = random.Random()  # seeded from os.urandom once
 _trace_id: ContextVar[str] = ContextVar("trace_id", default="")
@@ -63,32 +64,12 @@ def traceparent_for(trace_id: str) -> str | None:
     return f"00-{trace_id}-{random_hex(16)}-01"
 
 
-class TraceIdMiddleware:
-    """Pure ASGI, so it neither buffers streams nor hides client disconnects."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        traceparent = request_id = None
-        for name, value in scope["headers"]:
-            if name == b"traceparent":
-                traceparent = value.decode("latin-1")
-            elif name == b"x-request-id":
-                request_id = value.decode("latin-1")
-        trace_id = trace_id_from_headers(traceparent, request_id)
-        token = _trace_id.set(trace_id)
-        header = (b"x-trace-id", trace_id.encode())
-
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_trace)
-        finally:
-            _trace_id.reset(token)
+def trace_id_of(scope: Scope) -> str:
+    """The request's trace id: its `traceparent`'s, else its `X-Request-ID`, else a new one."""
+    traceparent = request_id = None
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            traceparent = value.decode("latin-1")
+        elif name == b"x-request-id":
+            request_id = value.decode("latin-1")
+    return trace_id_from_headers(traceparent, request_id)

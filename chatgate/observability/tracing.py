@@ -27,7 +27,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatgate.core.tracing import current_trace_id
-from chatgate.observability.middleware import request_stats
+from chatgate.observability.requests import request_stats
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -45,6 +45,15 @@ def openai_error(
     return JSONBytes(body, status_code=status, headers=headers)
 
 
+def openai_invalid(errors: Sequence[Any]) -> JSONBytes:
+    """A request that does not parse or validate: OpenAI's 400 naming the first bad field."""
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return openai_error(400, "invalid_json", "the request body is not valid JSON")
+    first = errors[0] if errors else {}
+    param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+    return openai_error(400, "invalid_request", f"{param}: {first.get('msg')}", param=param)
+
+
 class OpenAIErrorRoute(APIRoute):
     """Turns chatgate's errors into OpenAI's envelope for the routes of this dialect."""
 
@@ -57,13 +66,6 @@ class OpenAIErrorRoute(APIRoute):
             except AppError as exc:
                 return openai_error(exc.status, exc.code, exc.message, exc.headers)
             except RequestValidationError as exc:
-                errors = exc.errors()
-                if any(err.get("type") == "json_invalid" for err in errors):
-                    return openai_error(400, "invalid_json", "the request body is not valid JSON")
-                first = errors[0] if errors else {}
-                param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-                return openai_error(
-                    400, "invalid_request", f"{param}: {first.get('msg')}", param=param
-                )
+                return openai_invalid(exc.errors())
 
         return handle

@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 
 from chatgate.assistants.schemas import Assistant
+from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import User
 from chatgate.chat.context import MESSAGE_OVERHEAD
 from chatgate.core.db import Database
-from chatgate.core.errors import AppError
+from chatgate.core.errors import AppError, NotFound
 from chatgate.core.tracing import current_trace_id, random_hex
 from chatgate.guards.service import GuardOutcome, guard_texts
 from chatgate.openai_compat.schemas import ChatCompletionRequest
@@ -25,6 +26,13 @@ from chatgate.providers.base import (
     Usage,
 )
 from chatgate.providers.fallback import Provenance
+
+
+async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistant:
+    try:
+        return await catalog.get(model)
+    except NotFound:
+        raise NotFound(f"The model '{model}' does not exist", code="model_not_found") from None
 
 
 def completion_request(

@@ -186,7 +186,7 @@ class AnthropicProvider:
                                 # Once text flows, silence may last between_tokens at most.
                                 deadlines.text_arrived()
             finally:
-                response.close()
+                response.release()  # back to the pool when read to the end, else closed
         except TRANSPORT_ERRORS as exc:
             raise transport_error(f"engine {self.id!r}", exc, deadlines) from None
 

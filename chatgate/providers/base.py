@@ -161,3 +161,20 @@ def estimate_tokens(text: str) -> int:
     """
     extra = len(text.encode("utf-8")) - len(text)
     return (extra + 1) // 2 + (len(text) + 3) // 4 + 1
+
+
+REUSE_WAIT = 0.05  # seconds to wait for the rest of a finished answer's body
+
+
+async def read_to_end(response: aiohttp.ClientResponse) -> None:
+    """Reads what is left of a body whose answer is complete (the chunked encoding's last
+    chunk often comes just after `[DONE]`), so that releasing the response returns its
+    connection to the pool instead of closing it; gives up after REUSE_WAIT."""
+    if response.content.is_eof():
+        return
+    try:
+        async with asyncio.timeout(REUSE_WAIT):
+            while await response.content.readany():
+                pass
+    except TRANSPORT_ERRORS:
+        pass  # the connection is closed on release: nothing lost

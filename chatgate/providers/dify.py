@@ -163,7 +163,7 @@ class DifyProvider:
                             # Once text flows, silence may last between_tokens at most.
                             deadlines.text_arrived()
             finally:
-                response.close()
+                response.release()  # back to the pool when read to the end, else closed
                 if run.task_id and not run.finished:
                     # Stopped, timed out or cut off: the app would go on generating (and
                     # billing) an answer nobody reads.

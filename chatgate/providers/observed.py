@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 from chatgate.observability import metrics, tracing
-from chatgate.observability.middleware import request_stats
+from chatgate.observability.requests import request_stats
 from chatgate.providers.base import Chunk, CompletionRequest, Provider, ProviderError, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class _EngineMetrics:
+    """One engine and model's labelled children, looked up once: `.labels()` costs µs a call."""
+
+    requests: Any
+    first_token: Any
+    duration: Any
+    tokens_in: Any
+    tokens_out: Any
+
+    @classmethod
+    def of(cls, provider: str, model: str) -> _EngineMetrics:
+        return cls(
+            metrics.engine_requests.labels(provider, model),
+            metrics.engine_first_token.labels(provider, model),
+            metrics.engine_duration.labels(provider, model),
+            metrics.engine_tokens.labels(provider, model, "input"),
+            metrics.engine_tokens.labels(provider, model, "output"),
+        )
 
 
 class ObservedProvider:
     def __init__(self, inner: Provider) -> None:
         self.inner = inner
         self.id = inner.id
+        self._metrics: dict[str, _EngineMetrics] = {}  # by model: few per engine
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
@@ -26,7 +50,9 @@ class ObservedProvider:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         provider, model = self.id, request.model
-        metrics.engine_requests.labels(provider, model).inc()
+        if (measured := self._metrics.get(model)) is None:
+            measured = self._metrics[model] = _EngineMetrics.of(provider, model)
+        measured.requests.inc()
         stats = request_stats()
         span = tracing.start_engine_span(provider, model)
         chunks = self.inner.stream(request)
@@ -41,7 +67,7 @@ class ObservedProvider:
                 if chunk.text and not first_seen:
                     first_seen = True
                     waited = time.perf_counter() - start
-                    metrics.engine_first_token.labels(provider, model).observe(waited)
+                    measured.first_token.observe(waited)
                     if span is not None:
                         span.add_event("first_token")
                 usage = chunk.usage or usage
@@ -52,12 +78,12 @@ class ObservedProvider:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            metrics.engine_duration.labels(provider, model).observe(elapsed)
+            measured.duration.observe(elapsed)
             if stats is not None:
                 stats.engine_seconds += elapsed
             if usage is not None:
-                metrics.engine_tokens.labels(provider, model, "input").inc(usage.prompt_tokens)
-                metrics.engine_tokens.labels(provider, model, "output").inc(usage.completion_tokens)
+                measured.tokens_in.inc(usage.prompt_tokens)
+                measured.tokens_out.inc(usage.completion_tokens)
             if span is not None:
                 tokens = {} if usage is None else {
                     "gen_ai.usage.input_tokens": usage.prompt_tokens,

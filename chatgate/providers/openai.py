@@ -24,6 +24,7 @@ from chatgate.providers.base import (
     ProviderRateLimited,
     Usage,
     estimate_tokens,
+    read_to_end,
     transport_error,
 )
 
@@ -110,6 +111,7 @@ class OpenAIProvider:
                         )
                     chunk = self._parse_line(line.strip())
                     if chunk is _DONE:
+                        await read_to_end(response)
                         return
                     if chunk is not None:
                         yield chunk
@@ -117,7 +119,7 @@ class OpenAIProvider:
                             # Once text flows, the engine may stay silent between_tokens at most.
                             deadlines.text_arrived()
             finally:
-                response.close()
+                response.release()  # back to the pool when read to the end, else closed
         except TRANSPORT_ERRORS as exc:
             raise transport_error(f"engine {self.id!r}", exc, deadlines) from None
 

@@ -1,0 +1,131 @@
+"""The front door: one pure-ASGI layer that every request passes first. It gives the request its
+trace id (returned as `X-Trace-Id`), applies the edge checks (address allow-list, per-address
+limit), counts, times and logs it, answers an unexpected exception with the 500 envelope, and
+serves the lanes: the busiest endpoints, called from here, past FastAPI's routing.
+
+One layer instead of four: each pure-ASGI middleware wraps `send` once more and adds a coroutine
+to every request, and the gateway benchmark pays for each (docs/benchmarks.md, "Gateway")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chatgate.core.errors import error_response, internal_error
+from chatgate.core.responses import JSONBytes
+from chatgate.core.tracing import trace_id_of, using_trace_id
+from chatgate.gateway.edge import Edge
+from chatgate.observability.requests import RequestObserver
+
+log = logging.getLogger("chatgate.errors")
+UNOBSERVED = frozenset({"/metrics"})  # scrapes would drown the traffic they measure
+
+
+class Lane(Protocol):
+    path: str
+    methods: frozenset[str]
+    openapi: dict[str, Any]  # its path item in the OpenAPI document
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+class Front:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        edge: Edge,
+        lanes: Iterable[Lane] = (),
+        wrap_lanes: Callable[[ASGIApp], ASGIApp] | None = None,
+    ) -> None:
+        """`wrap_lanes` gives each lane what sits between this layer and the routes (with
+        tracing on, the request span)."""
+        self.app = app
+        self.edge = edge
+        self.lanes = {lane.path: lane for lane in lanes}
+        self.lane_apps: dict[str, ASGIApp] = {
+            path: wrap_lanes(lane) if wrap_lanes else lane for path, lane in self.lanes.items()
+        }
+        self.observer = RequestObserver()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = trace_id_of(scope)
+        header = (b"x-trace-id", trace_id.encode())
+        status = 0  # until the response starts
+
+        async def send_out(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        with using_trace_id(trace_id):
+            if scope["path"] in UNOBSERVED:
+                await self._serve(scope, receive, send_out, started=lambda: status > 0)
+                return
+            stats, token = self.observer.begin()
+            try:
+                await self._serve(scope, receive, send_out, started=lambda: status > 0)
+            finally:
+                self.observer.end(
+                    stats, token, route=self._route(scope), method=scope["method"],
+                    status=status or 500, user=scope.get("state", {}).get("user_id"),
+                )  # fmt: skip
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, *, started: Callable[[], bool]
+    ) -> None:
+        try:
+            refusal = await self.edge.refusal(scope)
+            app = error_response(refusal) if refusal is not None else self._target(scope)
+            await app(scope, receive, send)
+        except Exception:
+            if started():
+                raise
+            log.exception("unhandled error")
+            await internal_error()(scope, receive, send)
+
+    def _route(self, scope: Scope) -> str:
+        """The route's template: a bounded label value, never the raw path."""
+        lane = self.lanes.get(scope["path"])
+        if lane is not None:
+            return lane.path
+        return getattr(scope.get("route"), "path", None) or "unmatched"
+
+    def _target(self, scope: Scope) -> ASGIApp:
+        lane = self.lanes.get(scope["path"])
+        if lane is None:
+            return self.app
+        if scope["method"] not in lane.methods:
+            return _not_allowed(lane)
+        return self.lane_apps[lane.path]
+
+
+def _not_allowed(lane: Lane) -> ASGIApp:
+    allow = ", ".join(sorted(lane.methods))
+    return JSONBytes(
+        {"error": {"code": "method_not_allowed", "message": f"{lane.path} takes {allow}"}},
+        status_code=405,
+        headers={"Allow": allow},
+    )
+
+
+def document_lanes(app: FastAPI, lanes: Iterable[Lane]) -> None:
+    """Adds the lanes to the app's OpenAPI document, which lists only FastAPI's own routes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema["paths"].update({lane.path: lane.openapi for lane in lanes})
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,128 @@
+"""`POST /v1/chat/completions`, the gateway's busiest endpoint, as a bare ASGI app that the front
+door (`chatgate.gateway.front`) calls directly: the same auth, limits, guards, engines and OpenAI
+error shapes as a FastAPI route, without FastAPI's per-request routing and dependency solving,
+which were a third of this endpoint's CPU (docs/benchmarks.md, "Gateway").
+
+Stateless like OpenAI's: the client sends the conversation; nothing is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from chatgate.auth.service import User, acting_user
+from chatgate.core.deps import request_user
+from chatgate.core.errors import AppError, TooLarge
+from chatgate.core.responses import SSE_HEADERS, JSONBytes
+from chatgate.openai_compat.errors import openai_error, openai_invalid
+from chatgate.openai_compat.schemas import ChatCompletionRequest
+from chatgate.openai_compat.service import (
+    answer_headers,
+    assistant_for_model,
+    complete,
+    completion_events,
+    completion_request,
+    guard_completion,
+)
+from chatgate.providers.fallback import Provenance
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a whole conversation; each message is also held to its size
+
+OPENAPI: dict[str, Any] = {
+    "post": {
+        "tags": ["openai"],
+        "summary": "Chat Completions",
+        "description": "OpenAI's chat-completions API; `model` names an assistant.",
+        "operationId": "chat_completions_v1_chat_completions_post",
+        "security": [{"HTTPBearer": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["model", "messages"],
+                        "description": "OpenAI's chat-completions request.",
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "A `chat.completion`, or with `stream` a server-sent stream of "
+                "`chat.completion.chunk` events ending with `[DONE]`."
+            }
+        },
+    }
+}
+
+
+class ChatCompletions:
+    path = "/v1/chat/completions"
+    methods = frozenset({"POST"})
+    openapi = OPENAPI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self._respond(scope, receive)
+        except AppError as exc:
+            response = openai_error(exc.status, exc.code, exc.message, exc.headers)
+        except ValidationError as exc:
+            response = openai_invalid(exc.errors(include_url=False))
+        await response(scope, receive, send)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+        app = scope["app"].state
+        headers = Headers(scope=scope)
+        user = await request_user(app, headers, scope.setdefault("state", {}))
+        body = ChatCompletionRequest.model_validate_json(await _read_body(receive))
+        return await _answer(body, user, app)
+
+
+async def _answer(body: ChatCompletionRequest, user: User, app: Any) -> Response:
+    assistant = await assistant_for_model(app.catalog, body.model)
+    if user.is_service and body.user:
+        user = acting_user(user, body.user)
+    body, guard = await guard_completion(
+        body, assistant=assistant, database=app.database, user=user
+    )
+    provider = guard.wrap(app.providers.for_assistant(assistant, private=guard.private))
+    request = completion_request(body, assistant=assistant, provider=provider, user=user)
+    if not body.stream:
+        reply = await complete(provider, request, model=assistant.id)
+        marks = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
+        return JSONBytes(reply, headers=answer_headers(marks))
+    chunks = provider.stream(request)
+    # The first piece comes before the headers, so an engine that fails early gets its status.
+    first = await anext(chunks, None)
+    if first is None:
+        raise AppError("the engine returned no answer", code="upstream_error", status=502)
+    # The fallback chain's first piece already comes from the engine (or answer) that answers.
+    source = Provenance(provider.id)
+    source.see(first)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    events = completion_events(
+        first, chunks, model=assistant.id, include_usage=include_usage, source=source
+    )
+    headers = {**SSE_HEADERS, **answer_headers(source)}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""  # the client went away; nothing will be sent back
+        part = message.get("body", b"")
+        size += len(part)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge(f"the request body is over {MAX_BODY_BYTES} bytes", code="too_large")
+        parts.append(part)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
