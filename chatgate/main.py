@@ -29,7 +29,7 @@ from chatgate.core.db import Database
 from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.gateway.edge import Edge
-from chatgate.gateway.front import Front, document_lanes
+from chatgate.gateway.front import FrontedFastAPI, document_lanes
 from chatgate.gateway.router import router as gateway_router
 from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
 from chatgate.observability.metrics import forget_this_process
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if redis is not None:
                 await redis.aclose()
 
-    app = FastAPI(
+    app = FrontedFastAPI(
         title="chatgate",
         version="0.1.0",
         description="A self-hosted AI chat gateway.",
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(TracingMiddleware, tracer=app.state.tracing.tracer)
     edge = Edge(settings.access, app.state.limiter)
     lanes = [ChatCompletions()]
-    app.add_middleware(Front, edge=edge, lanes=lanes, wrap_lanes=spans)
+    app.front_options = {"edge": edge, "lanes": lanes, "wrap_lanes": spans}
     install_error_handlers(app)
     document_lanes(app, lanes)
     # Routes are matched in this order: the busiest first.

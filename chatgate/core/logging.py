@@ -89,6 +89,12 @@ def configure_logging(level: str) -> None:
     global _writer
     root = logging.getLogger("chatgate")
     if _writer is None:
+        # Fields no line shows, each gathered for every record unless turned off (the logging
+        # HOWTO's "Optimization"): the caller's frame, thread, process and process name.
+        logging._srcfile = None
+        logging.logThreads = False
+        logging.logProcesses = False
+        logging.logMultiprocessing = False
         records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         handler = _QueueHandler(records)
         handler.addFilter(_TraceIdFilter())

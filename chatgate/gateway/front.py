@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import FastAPI
@@ -31,6 +32,12 @@ class Lane(Protocol):
     openapi: dict[str, Any]  # its path item in the OpenAPI document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+@dataclass(slots=True)
+class _Progress:
+    status: int = 0  # until the response starts
+    finished: bool = False
 
 
 class Front:
@@ -58,38 +65,39 @@ class Front:
             return
         trace_id = trace_id_of(scope)
         header = (b"x-trace-id", trace_id.encode())
-        status = 0  # until the response starts
+        response = _Progress()
 
         async def send_out(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                response.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+            elif not message.get("more_body", False):
+                response.finished = True
             await send(message)
 
         with using_trace_id(trace_id):
             if scope["path"] in UNOBSERVED:
-                await self._serve(scope, receive, send_out, started=lambda: status > 0)
+                await self._serve(scope, receive, send_out, response)
                 return
             stats, token = self.observer.begin()
             try:
-                await self._serve(scope, receive, send_out, started=lambda: status > 0)
+                await self._serve(scope, receive, send_out, response)
             finally:
                 self.observer.end(
                     stats, token, route=self._route(scope), method=scope["method"],
-                    status=status or 500, user=scope.get("state", {}).get("user_id"),
+                    status=response.status or 500, user=scope.get("state", {}).get("user_id"),
                 )  # fmt: skip
 
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, *, started: Callable[[], bool]
-    ) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, response: _Progress) -> None:
         try:
             refusal = await self.edge.refusal(scope)
             app = error_response(refusal) if refusal is not None else self._target(scope)
             await app(scope, receive, send)
         except Exception:
-            if started():
-                raise
+            if response.finished:
+                return  # FastAPI's last-resort handler answered (and logged) it; it re-raises
+            if response.status:
+                raise  # cut short mid-answer: the server closes the connection
             log.exception("unhandled error")
             await internal_error()(scope, receive, send)
 
@@ -116,6 +124,17 @@ def _not_allowed(lane: Lane) -> ASGIApp:
         status_code=405,
         headers={"Allow": allow},
     )
+
+
+class FrontedFastAPI(FastAPI):
+    """FastAPI with the front door outermost, outside FastAPI's own error, telemetry and
+    body-size layers, so that a lane passes through none of them. `front_options` are Front's
+    keyword arguments, set before the first request."""
+
+    front_options: dict[str, Any]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Front(super().build_middleware_stack(), **self.front_options)
 
 
 def document_lanes(app: FastAPI, lanes: Iterable[Lane]) -> None:
