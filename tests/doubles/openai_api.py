@@ -35,6 +35,7 @@ class OpenAIDouble:
     api_key: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    peers: set[tuple[str, int]] = field(default_factory=set)  # the connections requests came on
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -52,6 +53,8 @@ class OpenAIDouble:
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Incorrect API key provided.")
         body = await request.json()
+        if request.transport is not None:
+            self.peers.add(request.transport.get_extra_info("peername")[:2])
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
@@ -141,5 +144,8 @@ class OpenAIDouble:
             }
             await response.write(f"data: {json.dumps(usage)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
+        # The body's end (the last chunk of the chunked encoding) comes a moment later, as
+        # from servers that flush each event: a client must not take [DONE] for the end.
+        await asyncio.sleep(0.002)
         await response.write_eof()
         return response
