@@ -101,6 +101,12 @@ def parse_args() -> argparse.Namespace:
         "change to try) as an extra row, to compare with the first",
     )
     parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="chatgate samples every trace and exports its spans to an OTLP/HTTP sink on "
+        "loopback that reads and drops them",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="afterwards, sample chatgate with py-spy under the throughput load",
@@ -303,6 +309,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
         upstream = stack.enter_context(servers.serve_upstream(OUT, stream_gap=args.stream_gap))
         source, label = servers.chatgate_source(args.chatgate, OUT)
         gateway_env = dict(item.split("=", 1) for item in args.chatgate_env)
+        exports: dict[str, int] = {}
+        if args.tracing:
+            endpoint, exports = stack.enter_context(servers.otlp_sink())
+            gateway_env.update(CHATGATE_OTLP_ENDPOINT=endpoint, CHATGATE_TRACE_SAMPLE_RATIO="1")
         with servers.pinned(gateway_cpus):
             gate_port, gate = stack.enter_context(
                 servers.serve_gateway(
@@ -397,6 +407,11 @@ def run_benchmark(args: argparse.Namespace) -> None:
         f"{args.stream_requests} sequential streamed requests on one connection; "
         f"median of {args.rounds} round(s); {pinning}; upstream stream gap {args.stream_gap} s",
     ]
+    if args.tracing:
+        context.append(
+            f"tracing: every trace sampled; the sink received {exports['requests']:,} OTLP "
+            f"exports, {exports['bytes'] / 1e6:.1f} MB of spans"
+        )
     print()
     print(summary)
     print()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import http.client
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,3 +273,33 @@ def serve_gateway(
         env["PYTHONPATH"] = str(source)
     with serve_chatgate(env=env, workers=1, config=config, log_name=f"gateway-{name}") as served:
         yield served
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[tuple[str, dict[str, int]]]:
+    """An OTLP/HTTP collector on loopback that reads each export and drops it; yields its
+    endpoint and the running count of exports and bytes received."""
+    counts = {"requests": 0, "bytes": 0}
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            size = int(self.headers.get("Content-Length", 0))
+            self.rfile.read(size)
+            counts["requests"] += 1
+            counts["bytes"] += size
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", counts
+    finally:
+        server.shutdown()
+        server.server_close()
