@@ -102,9 +102,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--tracing",
-        action="store_true",
-        help="chatgate samples every trace and exports its spans to an OTLP/HTTP sink on "
-        "loopback that reads and drops them",
+        type=float,
+        metavar="RATIO",
+        help="chatgate samples this share of traces (1 = every one) and exports their spans to "
+        "an OTLP/HTTP sink on loopback that reads and drops them",
     )
     parser.add_argument(
         "--profile",
@@ -310,9 +311,11 @@ def run_benchmark(args: argparse.Namespace) -> None:
         source, label = servers.chatgate_source(args.chatgate, OUT)
         gateway_env = dict(item.split("=", 1) for item in args.chatgate_env)
         exports: dict[str, int] = {}
-        if args.tracing:
+        if args.tracing is not None:
             endpoint, exports = stack.enter_context(servers.otlp_sink())
-            gateway_env.update(CHATGATE_OTLP_ENDPOINT=endpoint, CHATGATE_TRACE_SAMPLE_RATIO="1")
+            gateway_env.update(
+                CHATGATE_OTLP_ENDPOINT=endpoint, CHATGATE_TRACE_SAMPLE_RATIO=f"{args.tracing:g}"
+            )
         with servers.pinned(gateway_cpus):
             gate_port, gate = stack.enter_context(
                 servers.serve_gateway(
@@ -407,10 +410,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
         f"{args.stream_requests} sequential streamed requests on one connection; "
         f"median of {args.rounds} round(s); {pinning}; upstream stream gap {args.stream_gap} s",
     ]
-    if args.tracing:
+    if args.tracing is not None:
         context.append(
-            f"tracing: every trace sampled; the sink received {exports['requests']:,} OTLP "
-            f"exports, {exports['bytes'] / 1e6:.1f} MB of spans"
+            f"tracing: {args.tracing:.0%} of traces sampled; the sink received "
+            f"{exports['requests']:,} OTLP exports, {exports['bytes'] / 1e6:.1f} MB of spans"
         )
     print()
     print(summary)
