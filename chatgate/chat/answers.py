@@ -73,6 +73,8 @@ class AnswerWriter:
         try:
             async for chunk in provider.stream(request):
                 source.see(chunk)
+                if "\x00" in chunk.text:
+                    chunk.text = storable(chunk.text)
                 if chunk.replace:
                     # Saved at once: the text it replaces must not outlive the replacement.
                     parts = [chunk.text]
@@ -176,6 +178,12 @@ def _error_record(status: str, error: AppError | None, stop_reason: str) -> dict
     if status == "interrupted":
         return {"code": stop_reason, "message": f"the answer ended early: {stop_reason}"}
     return None
+
+
+def storable(text: str) -> str:
+    """Engine text as a database keeps it: PostgreSQL refuses NUL in text, which would lose the
+    whole answer, so each becomes U+FFFD, the character for one that could not be kept."""
+    return text.replace("\x00", "\ufffd")
 
 
 async def recover_unfinished_answers(database: Database, *, all_rows: bool) -> int:

@@ -40,6 +40,12 @@ class ProviderConfig(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = None
     stream: bool = True
+    model: str | None = Field(
+        None,
+        description="the model asked of this engine when it stands in for an assistant's own "
+        "engine (a fallback, or the private engine for personal data); an assistant's `model` "
+        "names its own engine's",
+    )
     timeouts: Timeouts = Timeouts()
     retries: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()

@@ -6,6 +6,7 @@ accepts: only `user` and `assistant` turns, alternating, starting with `user`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,6 +64,11 @@ _STATUS_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
+
+
+def opaque_user(user: str) -> str:
+    """A stable stand-in for a user id, from which the id cannot be read back."""
+    return hashlib.sha256(b"chatgate-user:" + user.encode()).hexdigest()[:32]
 
 
 def anthropic_messages(turns: list[ChatTurn]) -> tuple[str, list[dict[str, str]]]:
@@ -137,7 +143,8 @@ class AnthropicProvider:
             # Anthropic's range is 0..1, narrower than the assistants' 0..2.
             body["temperature"] = min(request.temperature, 1.0)
         if request.user:
-            body["metadata"] = {"user_id": request.user}
+            # Anthropic asks for an opaque id here, never a name, e-mail or phone number.
+            body["metadata"] = {"user_id": opaque_user(request.user)}
         return body
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:

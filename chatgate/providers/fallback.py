@@ -30,6 +30,8 @@ class ChainSpec:
 
     providers: tuple[str, ...]
     fallback_answer: str | None = None
+    # The model asked of each engine, in order; None (or none given): the request's own.
+    models: tuple[str | None, ...] = ()
 
 
 def chain_spec(provider: Provider) -> ChainSpec:
@@ -53,14 +55,23 @@ class Provenance:
 
 
 class FallbackChain:
-    def __init__(self, links: Sequence[Provider], *, fallback_answer: str | None) -> None:
+    def __init__(
+        self,
+        links: Sequence[Provider],
+        *,
+        fallback_answer: str | None,
+        models: Sequence[str | None] = (),
+    ) -> None:
         if not links:
             raise ValueError("a fallback chain needs at least one engine")
         self.links = list(links)
+        self.models = [*models, *[None] * (len(self.links) - len(models))]
         # The chain stands for its first engine: session state and token counts are its own.
         self.id = self.links[0].id
         self.fallback_answer = fallback_answer or None
-        self.spec = ChainSpec(tuple(p.id for p in self.links), self.fallback_answer)
+        self.spec = ChainSpec(
+            tuple(p.id for p in self.links), self.fallback_answer, tuple(self.models)
+        )
 
     def count_tokens(self, text: str) -> int:
         return self.links[0].count_tokens(text)
@@ -76,8 +87,15 @@ class FallbackChain:
         failures: list[ProviderError] = []
         for index, link in enumerate(self.links):
             fallback = index > 0
-            # Session state belongs to the first engine; a fallback engine starts afresh.
-            link_request = request if index == 0 else dataclasses.replace(request, session_state={})
+            # Session state belongs to the first engine; a fallback engine starts afresh, and
+            # is asked for its own model when it names one.
+            link_request = request
+            if index > 0 or self.models[index]:
+                link_request = dataclasses.replace(
+                    request,
+                    session_state=request.session_state if index == 0 else {},
+                    model=self.models[index] or request.model,
+                )
             held: list[Chunk] = []
             started = False
             try:

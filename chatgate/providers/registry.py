@@ -50,6 +50,7 @@ class ProviderRegistry:
             RedisBreakerStore(redis) if redis is not None else LocalBreakerStore()
         )
         rng = random.Random()
+        self._configs = {config.id: config for config in configs}
         self._providers = {
             config.id: build_provider(config, breakers=self.breakers, rng=rng) for config in configs
         }
@@ -68,14 +69,32 @@ class ProviderRegistry:
         data (its guard policy's private_provider), with no fallback to any other engine."""
         if private:
             engine = assistant.guards.private_provider or assistant.provider
-            return self.chain(ChainSpec((engine,), assistant.fallback_answer))
-        providers = (assistant.provider, *assistant.fallback_providers)
-        return self.chain(ChainSpec(providers, assistant.fallback_answer))
+            providers: tuple[str, ...] = (engine,)
+        else:
+            providers = (assistant.provider, *assistant.fallback_providers)
+        # The assistant's model is its own engine's; another engine is asked for its own.
+        models = tuple(
+            None if engine == assistant.provider else self._model_of(engine)
+            for engine in providers
+        )
+        return self.chain(ChainSpec(providers, assistant.fallback_answer, models))
 
     def chain(self, spec: ChainSpec) -> FallbackChain:
         """A chain by name (each engine once, in order), e.g. for a queue worker."""
-        links = [self.get(provider_id) for provider_id in dict.fromkeys(spec.providers)]
-        return FallbackChain(links, fallback_answer=spec.fallback_answer)
+        models: dict[str, str | None] = {}
+        for index, engine in enumerate(spec.providers):
+            model = spec.models[index] if index < len(spec.models) else None
+            models.setdefault(engine, model)  # an engine named twice keeps its first place
+        engines = list(models)
+        return FallbackChain(
+            [self.get(engine) for engine in engines],
+            fallback_answer=spec.fallback_answer,
+            models=[models.get(engine) for engine in engines],
+        )
+
+    def _model_of(self, provider_id: str) -> str | None:
+        config = self._configs.get(provider_id)
+        return config.model if config is not None else None
 
     async def start(self) -> None:
         for provider in self._providers.values():

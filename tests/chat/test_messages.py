@@ -43,6 +43,22 @@ async def test_blocking_answer_is_stored_with_usage(alice: Caller) -> None:
     assert fetched.json()["title"] == "hello there"
 
 
+async def test_an_answer_with_nul_characters_is_kept(alice: Caller) -> None:
+    # PostgreSQL refuses NUL in text: stored as it came, the whole answer would be lost.
+    session = await alice.new_session("echo")
+    for mode in ("blocking", "streaming"):
+        response = await alice.http.post(
+            f"/v1/sessions/{session['id']}/messages",
+            json={"content": "[[nul]]", "response_mode": mode},
+        )
+        assert response.status_code == 200, response.text
+    answers = [m for m in (await alice.history(session["id"]))["data"] if m["role"] == "assistant"]
+    assert [(m["status"], m["content"]) for m in answers] == [
+        ("complete", "before\ufffd after"),
+        ("complete", "before\ufffd after"),
+    ]
+
+
 async def test_stream_sends_only_new_text_with_increasing_ids(alice: Caller) -> None:
     session = await alice.new_session("echo")
     response = await alice.http.post(

@@ -5,6 +5,7 @@ error formats. What it does is chosen by a directive in the last user message:
   [[die-after N]]     stream N chunks, then drop the connection without `data: [DONE]`
   [[status CODE]]     answer with an error of that HTTP status, in OpenAI's error shape
   [[hang]]            never answer
+  [[nul]]             answer text with a NUL character in it (some engines emit them)
 otherwise it answers "echo: <the message>", a word per chunk.
 """
 
@@ -67,6 +68,8 @@ class OpenAIDouble:
         words = (
             [f"w{i} " for i in range(int(args[0]))]
             if name in ("slow", "die-after")
+            else ["before\x00", "after"]
+            if name == "nul"
             else (f"echo: {last}".split(" "))
         )
         pieces = [

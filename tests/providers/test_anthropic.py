@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -152,7 +154,10 @@ async def test_request_follows_the_messages_api(
     assert body["model"] == "claude-double" and body["max_tokens"] == 200
     # The assistant's 1.5 is beyond Anthropic's range of 0..1.
     assert body["temperature"] == 1.0
-    assert body["metadata"] == {"user_id": dave.user_id}
+    # An opaque id, the same for every call of this user, never the id itself.
+    opaque = hashlib.sha256(b"chatgate-user:" + dave.user_id.encode()).hexdigest()[:32]
+    assert body["metadata"] == {"user_id": opaque}
+    assert dave.user_id not in json.dumps(body)
 
 
 async def test_history_is_reshaped_to_alternate_from_a_user_turn(

@@ -77,7 +77,11 @@ def chain(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             api = SwitchableEngine()
             engines[role] = Engine(url=stack.enter_context(serve_app(api.app())), api=api)
         ids = {role: unique(role) for role in engines}
-        providers = [engine_config(ids[role], engines[role].url) for role in engines]
+        # The assistants' model is the primary's; the others name their own.
+        models = {"primary": None, "backup": "backup-model", "vault": "vault-model"}
+        providers = [
+            engine_config(ids[role], engines[role].url, model=models[role]) for role in engines
+        ]
         database = own_database(database_url, tmp_path_factory.mktemp("fallback"))
         settings = gateway_settings(database, providers, chain_assistants(ids))
         url = stack.enter_context(run_chatgate(settings))
@@ -123,6 +127,7 @@ async def test_the_usual_engine_answers_unmarked(carol: Caller, chain: Chain, mo
     assert message["fallback"] is False and message["provider"] == chain.ids["primary"]
     row = await stored(chain, message["id"])
     assert (row.fallback, row.provider) == (False, chain.ids["primary"])
+    assert chain.engines["primary"].api.api.requests[-1]["model"] == "double-model"
 
 
 @pytest.mark.parametrize("mode", ["blocking", "streaming"])
@@ -139,6 +144,8 @@ async def test_a_failing_engine_falls_back_to_the_next_one(
     after = calls(chain)
     assert after["primary"] - before["primary"] == 1
     assert after["backup"] - before["backup"] == 1
+    # The fallback engine is asked for its own model, not the assistant's.
+    assert chain.engines["backup"].api.api.requests[-1]["model"] == "backup-model"
     history = (await carol.history(session["id"]))["data"]
     assert history[1]["fallback"] is True and history[1]["provider"] == chain.ids["backup"]
     assert history[0]["fallback"] is False  # the user's own message
@@ -244,6 +251,13 @@ async def test_the_openai_front_marks_fallbacks(carol: Caller, chain: Chain) -> 
     assert "x-chatgate-provider" not in canned.headers
     assert canned.json()["choices"][0]["message"]["content"] == BUSY
     assert canned.json()["chatgate_provider"] is None
+
+
+async def test_the_private_engine_is_asked_for_its_own_model(carol: Caller, chain: Chain) -> None:
+    _, response = await ask(carol.http, "private", f"call me on {MOBILE}")
+    message = answer_of(response, "blocking")
+    assert message["provider"] == chain.ids["vault"]
+    assert chain.engines["vault"].api.api.requests[-1]["model"] == "vault-model"
 
 
 async def test_private_answers_never_fall_back_to_another_engine(
