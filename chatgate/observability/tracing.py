@@ -175,9 +175,19 @@ def _finish_request_span(span: Span, scope: Scope, method: str, status: int) -> 
     span.end()
 
 
-def start_engine_span(provider: str, model: str) -> Span | None:
-    """The span of one engine call (None when tracing is off); the caller ends it."""
+def _sampled_tracer() -> Tracer | None:
+    """The request's tracer when its trace is sampled. An unsampled trace gets no child spans:
+    they would record nothing, and making them cost each request a stream wrapper."""
     tracer = _tracer.get()
+    if tracer is None or not trace.get_current_span().is_recording():
+        return None
+    return tracer
+
+
+def start_engine_span(provider: str, model: str) -> Span | None:
+    """The span of one engine call (None when tracing is off or the trace is not sampled); the
+    caller ends it."""
+    tracer = _sampled_tracer()
     if tracer is None:
         return None
     return tracer.start_span(
@@ -218,8 +228,9 @@ def end_span(span: Span, *, error: str | None = None, **attributes: Any) -> None
 
 
 def cache_span(operation: str) -> AbstractContextManager[Span | None]:
-    """`with cache_span("get"):` around an answer-cache call; does nothing when tracing is off."""
-    tracer = _tracer.get()
+    """`with cache_span("get"):` around an answer-cache call; does nothing when tracing is off
+    or the trace is not sampled."""
+    tracer = _sampled_tracer()
     if tracer is None:
         return nullcontext()
     return tracer.start_as_current_span(
