@@ -194,8 +194,25 @@ def table(results: dict[str, dict[str, Any]], connections: int) -> str:
 
 
 def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    gateways = [name for name in results if name.startswith("chatgate")]
+    for name in gateways:
+        prefix = f"{name}: " if len(gateways) > 1 else ""
+        lines += [prefix + line for line in _verdicts_of(results, results[name])]
+    for name, r in results.items():
+        if r["engine_calls_unexplained"] > 0.01 * r["wrk_requests"]:
+            lines.append(
+                f"NOTE: {name} called the engine {r['engine_calls_per_request']:.2f} times per "
+                "request under load (a cache answering, retries, or requests lost?)"
+            )
+    errors = {n: r["errors"] for n, r in results.items() if r["errors"]}
+    if errors:
+        lines.append(f"ERRORS during the loads (non-2xx, timeouts, resets): {errors}")
+    return lines
+
+
+def _verdicts_of(results: dict[str, dict[str, Any]], gate: dict[str, Any]) -> list[str]:
     direct = results["upstream direct (nginx)"]
-    gate = results["chatgate"]
     litellm = next((r for n, r in results.items() if n.startswith("LiteLLM")), None)
     lines = []
     if litellm:
@@ -217,15 +234,6 @@ def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
             f"streaming first {label} vs direct: {delta:+.2f} ms (target within 1 ms): "
             f"{'met' if delta <= 1.0 else 'NOT met'}"
         )
-    for name, r in results.items():
-        if r["engine_calls_unexplained"] > 0.01 * r["wrk_requests"]:
-            lines.append(
-                f"NOTE: {name} called the engine {r['engine_calls_per_request']:.2f} times per "
-                "request under load (a cache answering, retries, or requests lost?)"
-            )
-    errors = {n: r["errors"] for n, r in results.items() if r["errors"]}
-    if errors:
-        lines.append(f"ERRORS during the loads (non-2xx, timeouts, resets): {errors}")
     return lines
 
 
@@ -311,9 +319,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
         source, label = servers.chatgate_source(args.chatgate, OUT)
         gateway_env = dict(item.split("=", 1) for item in args.chatgate_env)
         exports: dict[str, int] = {}
+        traced_env = dict(gateway_env)
         if args.tracing is not None:
             endpoint, exports = stack.enter_context(servers.otlp_sink())
-            gateway_env.update(
+            traced_env.update(
                 CHATGATE_OTLP_ENDPOINT=endpoint, CHATGATE_TRACE_SAMPLE_RATIO=f"{args.tracing:g}"
             )
         with servers.pinned(gateway_cpus):
@@ -339,6 +348,17 @@ def run_benchmark(args: argparse.Namespace) -> None:
                         name="candidate",
                         source=cand_source,
                         extra_env=gateway_env,
+                    )
+                )
+            if args.tracing is not None:
+                traced_port, traced = stack.enter_context(
+                    servers.serve_gateway(
+                        OUT,
+                        upstream_port=upstream,
+                        jwt_secret=jwt_secret,
+                        name="traced",
+                        source=source,
+                        extra_env=traced_env,
                     )
                 )
             if not args.no_litellm:
@@ -371,6 +391,14 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 cand.pid,
             )
             targets.append(profiled["candidate"])
+        if args.tracing is not None:
+            profiled["traced"] = load.Target(
+                f"chatgate, {args.tracing:.0%} of traces sampled",
+                f"http://127.0.0.1:{traced_port}{path}",
+                f"Bearer {token}",
+                traced.pid,
+            )
+            targets.append(profiled["traced"])
         if not args.no_litellm:
             targets.append(
                 load.Target(
