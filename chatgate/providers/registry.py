@@ -74,8 +74,7 @@ class ProviderRegistry:
             providers = (assistant.provider, *assistant.fallback_providers)
         # The assistant's model is its own engine's; another engine is asked for its own.
         models = tuple(
-            None if engine == assistant.provider else self._model_of(engine)
-            for engine in providers
+            None if engine == assistant.provider else self._model_of(engine) for engine in providers
         )
         return self.chain(ChainSpec(providers, assistant.fallback_answer, models))
 
