@@ -40,6 +40,7 @@ def migrate(args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from chatgate.core.logging import configure_logging
     from chatgate.core.migrate import upgrade_database
 
     settings = _settings(args.config)
@@ -49,11 +50,11 @@ def serve(args: argparse.Namespace) -> None:
             "set CHATGATE_AUTH_MODE=jwt (with CHATGATE_JWT_SECRET or CHATGATE_JWT_JWKS_URL) "
             "to serve other hosts"
         )
+    configure_logging(settings.log_level)
     if args.workers > 1 and not settings.redis_url:
-        print(
-            "warning: several workers without CHATGATE_REDIS_URL keep running answers per "
-            "process; stop reaches only the worker that runs the answer",
-            file=sys.stderr,
+        logging.getLogger("chatgate").warning(
+            "several workers without CHATGATE_REDIS_URL keep running answers per process; "
+            "stop reaches only the worker that runs the answer"
         )
     upgrade_database(settings.database_url)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -71,6 +72,7 @@ def serve(args: argparse.Namespace) -> None:
         # chatgate decides which proxies to believe (CHATGATE_ACCESS__TRUSTED_PROXIES).
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        log_config=None,  # chatgate's JSON lines (core/logging.py), uvicorn's included
     )
 
 

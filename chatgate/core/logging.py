@@ -14,7 +14,13 @@ import orjson
 
 from chatgate.core.tracing import current_trace_id
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
+# uvicorn's own lines (start, stop, errors outside a request) go the same way as chatgate's.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
 
 
 class JsonFormatter(logging.Formatter):
@@ -101,6 +107,8 @@ def configure_logging(level: str) -> None:
         _writer = _BatchWriter(records, FLUSH_EVERY)
         _writer.start()
         atexit.register(_writer.stop)
-        root.handlers[:] = [handler]
-        root.propagate = False
-    root.setLevel(level.upper())
+        for logger in (root, *map(logging.getLogger, SERVER_LOGGERS)):
+            logger.handlers[:] = [handler]
+            logger.propagate = False
+    for name in ("chatgate", *SERVER_LOGGERS):
+        logging.getLogger(name).setLevel(level.upper())

@@ -117,3 +117,14 @@ async def test_a_callers_traceparent_is_the_trace_id_and_reaches_the_engine(
             await db.execute(select(AuditEvent).where(AuditEvent.trace_id == "req-delete-1"))
         ).scalar_one()  # fmt: skip
     assert event.target_id == session["id"]
+
+
+async def test_every_line_the_server_writes_is_json(two_workers: Served) -> None:
+    async with httpx.AsyncClient(base_url=two_workers.url, timeout=30) as http:
+        assert (await http.get("/health")).status_code == 200
+    lines = [line for line in two_workers.log_lines() if line.strip()]
+    assert [line for line in lines if not line.startswith("{")] == []
+    records = two_workers.json_lines()
+    assert len(records) == len(lines)
+    # uvicorn's own lines (its start-up here) come as JSON too.
+    assert any(r["logger"] == "uvicorn.error" and "startup" in r["message"] for r in records)
