@@ -21,6 +21,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 # uvicorn's own lines (start, stop, errors outside a request) go the same way as chatgate's.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error")
+ACCESS_LOGGER = "chatgate.access"
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,9 +48,9 @@ class _TraceIdFilter(logging.Filter):
 
 
 class _BatchWriter(threading.Thread):
-    """Writes queued records in batches, waking every `every` seconds. A thread woken for each
-    line took the interpreter lock back and forth with the event loop on every request: about
-    a third of a proxied request's CPU on the gateway benchmark (docs/benchmarks.md)."""
+    """Writes queued records in batches, waking every `every` seconds: a thread woken for each
+    line would take the interpreter lock from the event loop on every request. `flush` may also
+    be called from any thread."""
 
     def __init__(self, records: queue.SimpleQueue[logging.LogRecord], every: float) -> None:
         super().__init__(name="chatgate-log-writer", daemon=True)
@@ -58,6 +59,7 @@ class _BatchWriter(threading.Thread):
         self.formatter = JsonFormatter()
         self.stream = sys.stderr
         self.stopping = threading.Event()
+        self.writing = threading.Lock()  # one batch at a time, in order
 
     def run(self) -> None:
         while not self.stopping.wait(self.every):
@@ -65,15 +67,16 @@ class _BatchWriter(threading.Thread):
         self.flush()
 
     def flush(self) -> None:
-        lines = []
-        while True:
-            try:
-                lines.append(self.formatter.format(self.records.get_nowait()))
-            except queue.Empty:
-                break
-        if lines:
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
+        with self.writing:
+            lines = []
+            while True:
+                try:
+                    lines.append(self.formatter.format(self.records.get_nowait()))
+                except queue.Empty:
+                    break
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -81,8 +84,21 @@ class _BatchWriter(threading.Thread):
 
 
 class _QueueHandler(logging.handlers.QueueHandler):
+    """Access lines wait for the writer's next batch; any other line (start-up, shutdown,
+    warnings, errors: rare) is written at once, with what is queued before it, so that a
+    process stopped by a signal, which skips `atexit`, loses none of them."""
+
+    def __init__(self, writer: _BatchWriter) -> None:
+        super().__init__(writer.records)
+        self.writer = writer
+
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record  # formatted by the writer: same process, nothing to pickle
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if record.name != ACCESS_LOGGER:
+            self.writer.flush()
 
 
 # Logging is process-wide by nature: one writer thread per process, started once.
@@ -101,11 +117,10 @@ def configure_logging(level: str) -> None:
         logging.logThreads = False
         logging.logProcesses = False
         logging.logMultiprocessing = False
-        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        handler = _QueueHandler(records)
-        handler.addFilter(_TraceIdFilter())
-        _writer = _BatchWriter(records, FLUSH_EVERY)
+        _writer = _BatchWriter(queue.SimpleQueue(), FLUSH_EVERY)
         _writer.start()
+        handler = _QueueHandler(_writer)
+        handler.addFilter(_TraceIdFilter())
         atexit.register(_writer.stop)
         for logger in (root, *map(logging.getLogger, SERVER_LOGGERS)):
             logger.handlers[:] = [handler]

@@ -10,9 +10,10 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatgate.core.logging import ACCESS_LOGGER
 from chatgate.observability import metrics
 
-access_log = logging.getLogger("chatgate.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 @dataclass(slots=True)
