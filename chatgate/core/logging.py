@@ -107,7 +107,8 @@ FLUSH_EVERY = 0.05  # seconds: how long a line may wait to be written
 
 
 def configure_logging(level: str) -> None:
-    """JSON lines on stderr, written by a thread of their own so the event loop never waits."""
+    """JSON lines on stderr: access lines in batches from a thread of their own, so a request
+    never waits on them; the rare others at once (see _QueueHandler)."""
     global _writer
     root = logging.getLogger("chatgate")
     if _writer is None:
