@@ -16,8 +16,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatgate.core.errors import error_response, internal_error
-from chatgate.core.responses import JSONBytes
+from chatgate.core.errors import AppError, error_response, internal_error
 from chatgate.core.tracing import trace_id_of, using_trace_id
 from chatgate.gateway.edge import Edge
 from chatgate.observability.requests import RequestObserver
@@ -75,23 +74,37 @@ class Front:
                 response.finished = True
             await send(message)
 
+        lane = self.lanes.get(scope["path"])
         with using_trace_id(trace_id):
             if scope["path"] in UNOBSERVED:
-                await self._serve(scope, receive, send_out, response)
+                await self._serve(scope, receive, send_out, response, lane)
                 return
             stats, token = self.observer.begin()
             try:
-                await self._serve(scope, receive, send_out, response)
+                await self._serve(scope, receive, send_out, response, lane)
             finally:
+                # The route's template: a bounded label value, never the raw path.
+                route = lane.path if lane else getattr(scope.get("route"), "path", None)
                 self.observer.end(
-                    stats, token, route=self._route(scope), method=scope["method"],
+                    stats, token, route=route or "unmatched", method=scope["method"],
                     status=response.status or 500, user=scope.get("state", {}).get("user_id"),
                 )  # fmt: skip
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, response: _Progress) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, response: _Progress, lane: Lane | None
+    ) -> None:
         try:
             refusal = await self.edge.refusal(scope)
-            app = error_response(refusal) if refusal is not None else self._target(scope)
+            if refusal is None and lane is not None and scope["method"] not in lane.methods:
+                allow = ", ".join(sorted(lane.methods))
+                refusal = AppError(
+                    f"{lane.path} takes {allow}", code="method_not_allowed", status=405,
+                    headers={"Allow": allow},
+                )  # fmt: skip
+            if refusal is not None:
+                app: ASGIApp = error_response(refusal)
+            else:
+                app = self.lane_apps[lane.path] if lane is not None else self.app
             await app(scope, receive, send)
         except Exception:
             if response.finished:
@@ -100,30 +113,6 @@ class Front:
                 raise  # cut short mid-answer: the server closes the connection
             log.exception("unhandled error")
             await internal_error()(scope, receive, send)
-
-    def _route(self, scope: Scope) -> str:
-        """The route's template: a bounded label value, never the raw path."""
-        lane = self.lanes.get(scope["path"])
-        if lane is not None:
-            return lane.path
-        return getattr(scope.get("route"), "path", None) or "unmatched"
-
-    def _target(self, scope: Scope) -> ASGIApp:
-        lane = self.lanes.get(scope["path"])
-        if lane is None:
-            return self.app
-        if scope["method"] not in lane.methods:
-            return _not_allowed(lane)
-        return self.lane_apps[lane.path]
-
-
-def _not_allowed(lane: Lane) -> ASGIApp:
-    allow = ", ".join(sorted(lane.methods))
-    return JSONBytes(
-        {"error": {"code": "method_not_allowed", "message": f"{lane.path} takes {allow}"}},
-        status_code=405,
-        headers={"Allow": allow},
-    )
 
 
 class FrontedFastAPI(FastAPI):

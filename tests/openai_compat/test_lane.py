@@ -23,6 +23,7 @@ async def test_other_methods_are_405_with_allow(gateway: Gateway) -> None:
     assert response.headers["allow"] == "POST"
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert response.headers["x-trace-id"]
+    assert response.json()["error"]["trace_id"] == response.headers["x-trace-id"]
 
 
 async def test_a_body_over_the_limit_is_413_in_openai_shape(gateway: Gateway) -> None:
