@@ -28,6 +28,7 @@ from chatgate.providers.base import (
     ProviderUnavailable,
     Usage,
     estimate_tokens,
+    read_to_end,
     transport_error,
 )
 
@@ -192,6 +193,7 @@ class AnthropicProvider:
                             if chunk.text:
                                 # Once text flows, silence may last between_tokens at most.
                                 deadlines.text_arrived()
+                await read_to_end(response)
             finally:
                 response.release()  # back to the pool when read to the end, else closed
         except TRANSPORT_ERRORS as exc:

@@ -35,6 +35,7 @@ from chatgate.providers.base import (
     ProviderUnavailable,
     Usage,
     estimate_tokens,
+    read_to_end,
     transport_error,
 )
 
@@ -162,6 +163,7 @@ class DifyProvider:
                         if chunk.text or chunk.replace:
                             # Once text flows, silence may last between_tokens at most.
                             deadlines.text_arrived()
+                await read_to_end(response)
             finally:
                 response.release()  # back to the pool when read to the end, else closed
                 if run.task_id and not run.finished:
