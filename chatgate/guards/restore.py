@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 
-from chatgate.providers.base import Chunk, CompletionRequest, Provider
+from chatgate.providers.base import Chunk, CompletionRequest, Provider, WrappedProvider
 
 
 class Restorer:
@@ -44,23 +44,13 @@ class Restorer:
         return rest
 
 
-class RestoringProvider:
+class RestoringProvider(WrappedProvider):
     """An engine whose answers are restored on the way out. Same id, so per-session engine state
     and metrics stay the engine's own."""
 
     def __init__(self, inner: Provider, placeholders: Mapping[str, str]) -> None:
-        self.inner = inner
-        self.id = inner.id
+        super().__init__(inner)
         self._placeholders = dict(placeholders)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         restorer = Restorer(self._placeholders)

@@ -85,6 +85,25 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
+class WrappedProvider:
+    """An engine with something around its stream (retries, a breaker, metrics, restored
+    placeholders). Everything else is the engine's own, its id included, so per-session engine
+    state and metrics stay the engine's. Subclasses define `stream`."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.id = inner.id
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 class ProviderError(AppError):
     status, code = 502, "upstream_error"
 

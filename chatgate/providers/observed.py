@@ -9,7 +9,14 @@ from typing import Any
 
 from chatgate.observability import metrics, tracing
 from chatgate.observability.requests import request_stats
-from chatgate.providers.base import Chunk, CompletionRequest, Provider, ProviderError, Usage
+from chatgate.providers.base import (
+    Chunk,
+    CompletionRequest,
+    Provider,
+    ProviderError,
+    Usage,
+    WrappedProvider,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +40,10 @@ class _EngineMetrics:
         )
 
 
-class ObservedProvider:
+class ObservedProvider(WrappedProvider):
     def __init__(self, inner: Provider) -> None:
-        self.inner = inner
-        self.id = inner.id
+        super().__init__(inner)
         self._metrics: dict[str, _EngineMetrics] = {}  # by model: few per engine
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         provider, model = self.id, request.model

@@ -27,6 +27,7 @@ from chatgate.providers.base import (
     Provider,
     ProviderError,
     ProviderRateLimited,
+    WrappedProvider,
 )
 from chatgate.providers.breaker import CircuitBreaker, Outcome
 
@@ -87,21 +88,11 @@ def breaker_outcome(error: ProviderError) -> Outcome:
     return "success"
 
 
-class RetryingProvider:
+class RetryingProvider(WrappedProvider):
     def __init__(self, inner: Provider, config: ProviderConfig, *, rng: random.Random) -> None:
-        self.inner = inner
-        self.id = inner.id
+        super().__init__(inner)
         self.config = config
         self._rng = rng
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         policy = self.config.retries
@@ -132,24 +123,14 @@ class RetryingProvider:
                 await asyncio.sleep(delay)
 
 
-class BreakerProvider:
+class BreakerProvider(WrappedProvider):
     """Refuses calls while the engine's breaker is open, and tells the breaker how calls went:
     a call counts as a success from its first chunk, so a probe settles as soon as the engine
     shows it answers; a failure later in the answer still counts against the engine."""
 
     def __init__(self, inner: Provider, breaker: CircuitBreaker) -> None:
-        self.inner = inner
-        self.id = inner.id
+        super().__init__(inner)
         self.breaker = breaker
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         breaker = self.breaker
