@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ sys.path.insert(0, str(HERE.parent))  # bench/harness.py
 
 import jwt  # noqa: E402
 import load  # noqa: E402
+import report  # noqa: E402
 import servers  # noqa: E402
 import spy  # noqa: E402
 from harness import machine_line, process_tree_cpu_seconds, raise_file_limit  # noqa: E402
@@ -165,76 +165,6 @@ def measure(
         "wrk_latency": latency,
         "wrk_throughput": throughput,
     }
-
-
-def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, v in rounds[0].items() if isinstance(v, int | float)]
-    merged: dict[str, Any] = {k: statistics.median(r[k] for r in rounds) for k in keys}
-    merged["errors"] = sum(r["errors"] for r in rounds)
-    return merged
-
-
-def table(results: dict[str, dict[str, Any]], connections: int) -> str:
-    direct = results["upstream direct (nginx)"]
-    head = (
-        "| target | p50 @1 conn | p99 @1 conn | fastest @1 conn | added to p50 "
-        f"| req/s @{connections} conns | CPU per request | stream 1st byte p50 "
-        "| stream 1st token p50 |"
-    )
-    lines = [head, "|" + " --- |" * 9]
-    for name, r in results.items():
-        added = "" if r is direct else f"{r['p50_ms'] - direct['p50_ms']:+.2f} ms"
-        cpu = f"{r['cpu_us_per_request']:,.0f} µs" if r["cpu_us_per_request"] else ""
-        lines.append(
-            f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['min_ms']:.2f} ms "
-            f"| {added} | {r['rps']:,.0f} | {cpu} | {r['first_byte_p50_ms']:.2f} ms "
-            f"| {r['first_token_p50_ms']:.2f} ms |"
-        )
-    return "\n".join(lines)
-
-
-def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
-    lines = []
-    gateways = [name for name in results if name.startswith("chatgate")]
-    for name in gateways:
-        prefix = f"{name}: " if len(gateways) > 1 else ""
-        lines += [prefix + line for line in _verdicts_of(results, results[name])]
-    for name, r in results.items():
-        if r["engine_calls_unexplained"] > 0.01 * r["wrk_requests"]:
-            lines.append(
-                f"NOTE: {name} called the engine {r['engine_calls_per_request']:.2f} times per "
-                "request under load (a cache answering, retries, or requests lost?)"
-            )
-    errors = {n: r["errors"] for n, r in results.items() if r["errors"]}
-    if errors:
-        lines.append(f"ERRORS during the loads (non-2xx, timeouts, resets): {errors}")
-    return lines
-
-
-def _verdicts_of(results: dict[str, dict[str, Any]], gate: dict[str, Any]) -> list[str]:
-    direct = results["upstream direct (nginx)"]
-    litellm = next((r for n, r in results.items() if n.startswith("LiteLLM")), None)
-    lines = []
-    if litellm:
-        ratio = gate["rps"] / litellm["rps"]
-        cpu_ratio = litellm["cpu_us_per_request"] / gate["cpu_us_per_request"]
-        lines.append(
-            f"throughput vs LiteLLM: {ratio:.1f}x (target >= 20x): "
-            f"{'met' if ratio >= 20 else 'NOT met'}; CPU per request: {cpu_ratio:.1f}x less"
-        )
-    added = gate["p50_ms"] - direct["p50_ms"]
-    fastest = gate["min_ms"] - direct["min_ms"]
-    lines.append(
-        f"added to the median at 1 connection: {added:.2f} ms (target <= 0.5 ms): "
-        f"{'met' if added <= 0.5 else 'NOT met'}; to the fastest request: {fastest:.2f} ms"
-    )
-    for key, label in (("first_byte_p50_ms", "byte"), ("first_token_p50_ms", "token")):
-        delta = gate[key] - direct[key]
-        lines.append(
-            f"streaming first {label} vs direct: {delta:+.2f} ms (target within 1 ms): "
-            f"{'met' if delta <= 1.0 else 'NOT met'}"
-        )
-    return lines
 
 
 def versions(chatgate_label: str = "working tree") -> dict[str, str]:
@@ -422,8 +352,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 print(f"profiling {target.name} under load with py-spy", file=sys.stderr)
                 profiles[target.name] = profile(target, args, bodies, threads, name)
 
-    results = {name: median_of(runs) for name, runs in rounds.items()}
-    summary = table(results, args.connections)
+    results = {name: report.median_of(runs) for name, runs in rounds.items()}
+    summary = report.table(results, args.connections)
     info = versions(label)
     pinning = (
         f"servers under test on CPU {sorted(gateway_cpus)}, wrk/nginx/client on CPUs "
@@ -446,7 +376,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print()
     print(summary)
     print()
-    print("\n".join(verdicts(results)))
+    verdicts = report.verdicts(results)
+    print("\n".join(verdicts))
     print("\n".join(context))
     for name, text in profiles.items():
         print(f"\n{name}: profile under load (py-spy; all of it in bench/gateway/out/):")
@@ -456,7 +387,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             {"context": context, "results": results, "rounds": rounds}, indent=2, default=str
         )
     )
-    (OUT / "table.md").write_text(summary + "\n\n" + "\n".join(verdicts(results) + context) + "\n")
+    (OUT / "table.md").write_text(summary + "\n\n" + "\n".join(verdicts + context) + "\n")
 
 
 if __name__ == "__main__":
