@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tracing = Tracing.build(settings, version=app.version)
     spans = None
     if app.state.tracing is not None:
+        # The request span, around the routes and around the lanes alike.
         spans = partial(TracingMiddleware, tracer=app.state.tracing.tracer)
         app.add_middleware(TracingMiddleware, tracer=app.state.tracing.tracer)
     edge = Edge(settings.access, app.state.limiter)

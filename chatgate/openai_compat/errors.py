@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 
 from chatgate.core.errors import AppError
 from chatgate.core.responses import JSONBytes
@@ -45,8 +46,15 @@ def openai_error(
     return JSONBytes(body, status_code=status, headers=headers)
 
 
-def openai_invalid(errors: Sequence[Any]) -> JSONBytes:
-    """A request that does not parse or validate: OpenAI's 400 naming the first bad field."""
+def openai_failure(exc: AppError | ValidationError | RequestValidationError) -> JSONBytes:
+    """chatgate's error, or a request that does not parse or validate, in OpenAI's envelope."""
+    if isinstance(exc, AppError):
+        return openai_error(exc.status, exc.code, exc.message, exc.headers)
+    return _invalid(exc.errors())
+
+
+def _invalid(errors: Sequence[Any]) -> JSONBytes:
+    """OpenAI's 400 naming the first bad field."""
     if any(err.get("type") == "json_invalid" for err in errors):
         return openai_error(400, "invalid_json", "the request body is not valid JSON")
     first = errors[0] if errors else {}
@@ -63,9 +71,7 @@ class OpenAIErrorRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except AppError as exc:
-                return openai_error(exc.status, exc.code, exc.message, exc.headers)
-            except RequestValidationError as exc:
-                return openai_invalid(exc.errors())
+            except (AppError, RequestValidationError) as exc:
+                return openai_failure(exc)
 
         return handle

@@ -18,7 +18,7 @@ from chatgate.auth.service import User, acting_user
 from chatgate.core.deps import request_user
 from chatgate.core.errors import AppError, TooLarge
 from chatgate.core.responses import SSE_HEADERS, JSONBytes
-from chatgate.openai_compat.errors import openai_error, openai_invalid
+from chatgate.openai_compat.errors import openai_failure
 from chatgate.openai_compat.schemas import ChatCompletionRequest
 from chatgate.openai_compat.service import (
     answer_headers,
@@ -69,10 +69,8 @@ class ChatCompletions:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await self._respond(scope, receive)
-        except AppError as exc:
-            response = openai_error(exc.status, exc.code, exc.message, exc.headers)
-        except ValidationError as exc:
-            response = openai_invalid(exc.errors(include_url=False))
+        except (AppError, ValidationError) as exc:
+            response = openai_failure(exc)
         await response(scope, receive, send)
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:

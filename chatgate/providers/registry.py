@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import random
+from itertools import zip_longest
 
 from redis.asyncio import Redis
 
@@ -81,14 +82,12 @@ class ProviderRegistry:
     def chain(self, spec: ChainSpec) -> FallbackChain:
         """A chain by name (each engine once, in order), e.g. for a queue worker."""
         models: dict[str, str | None] = {}
-        for index, engine in enumerate(spec.providers):
-            model = spec.models[index] if index < len(spec.models) else None
+        for engine, model in zip_longest(spec.providers, spec.models[: len(spec.providers)]):
             models.setdefault(engine, model)  # an engine named twice keeps its first place
-        engines = list(models)
         return FallbackChain(
-            [self.get(engine) for engine in engines],
+            [self.get(engine) for engine in models],
             fallback_answer=spec.fallback_answer,
-            models=[models.get(engine) for engine in engines],
+            models=list(models.values()),
         )
 
     def _model_of(self, provider_id: str) -> str | None:
