@@ -186,8 +186,11 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-async def recover_unfinished_answers(database: Database, *, all_rows: bool) -> int:
-    """Marks answers left `streaming` by a process that died as `interrupted`, keeping their text.
+async def recover_unfinished_answers(
+    database: Database, *, all_rows: bool, session_id: uuid.UUID | None = None
+) -> int:
+    """Marks answers left `streaming` by a process that died as `interrupted`, keeping their text
+    (those of one session, or all).
 
     A single embedded process owns every row; with several processes (or queue workers) only
     rows silent for longer than any answer may take are recovered.
@@ -195,6 +198,8 @@ async def recover_unfinished_answers(database: Database, *, all_rows: bool) -> i
     condition = Message.status == "streaming"
     if not all_rows:
         condition &= Message.updated_at < utcnow() - STALE_AFTER
+    if session_id is not None:
+        condition &= Message.session_id == session_id
     async with database.session() as db:
         result = await db.execute(
             update(Message)

@@ -66,4 +66,12 @@ class Message(Base):
             sqlite_where=text("status = 'streaming'"),
             postgresql_where=text("status = 'streaming'"),
         ),
+        # One answer at a time per session, whichever process writes it (migration 0008).
+        Index(
+            "uq_messages_one_streaming_per_session",
+            "session_id",
+            unique=True,
+            sqlite_where=text("status = 'streaming'"),
+            postgresql_where=text("status = 'streaming'"),
+        ),
     )

@@ -14,9 +14,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from chatgate.auth.service import User
 from chatgate.cache.service import AnswerCache, CacheDirective, CachePlan, fill_from_cache
-from chatgate.chat.answers import AnswerWriter, TurnEnd
+from chatgate.chat.answers import AnswerWriter, TurnEnd, recover_unfinished_answers
 from chatgate.chat.context import build_messages, history_budget, load_context
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.service import TITLE_LENGTH, bump_session
@@ -166,12 +169,8 @@ class TurnManager:
             )  # fmt: skip
             if plan is not None and plan.text is not None:
                 fill_from_cache(answer, plan.text, token_count=provider.count_tokens(plan.text))
-            db.add_all([user_message, answer])
-            await db.execute(
-                bump_session(session.id, added=2, title=content.strip()[:TITLE_LENGTH])
-            )
             # The user's message is durable before any engine is called.
-            await db.commit()
+            await self._store(db, session.id, [user_message, answer], title=content)
         request = CompletionRequest(
             model=assistant.model,
             messages=build_messages(assistant, guard.history, guard.content),
@@ -186,6 +185,29 @@ class TurnManager:
             user_message=user_message, answer=answer, request=request,
             provider=guard.wrap(provider), cache=plan, restores=guard.restores,
         )  # fmt: skip
+
+    async def _store(
+        self, db: AsyncSession, session_id: uuid.UUID, messages: list[Message], *, title: str
+    ) -> None:
+        """Commits a turn's messages. The database holds one `streaming` answer per session,
+        so a turn begun meanwhile by another process is refused here; an answer left streaming
+        by a process that died without a restart to recover it is ended first, once."""
+        for attempt in (1, 2):
+            try:
+                db.add_all(messages)
+                await db.execute(
+                    bump_session(session_id, added=2, title=title.strip()[:TITLE_LENGTH])
+                )
+                await db.commit()
+                return
+            except IntegrityError as exc:
+                await db.rollback()
+                if "unique" not in str(exc.orig).lower():
+                    raise  # e.g. the session deleted meanwhile: not a turn in progress
+                if attempt == 2 or not await recover_unfinished_answers(
+                    self._database, all_rows=False, session_id=session_id
+                ):
+                    raise turn_in_progress() from None
 
     async def begin(
         self,
