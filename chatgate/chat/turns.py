@@ -250,7 +250,7 @@ class TurnManager:
         cache: CacheDirective = "use",
     ) -> PreparedTurn:
         """Prepares the turn and queues its answer for a worker (none is needed for a cached
-        one; a worker's answers are not stored in the cache)."""
+        one; the worker stores a cacheable answer in the cache as `begin` would)."""
         assert self.queue is not None
         prepared = await self.prepare(
             user=user, session=session, assistant=assistant, content=content, cache=cache
@@ -270,6 +270,7 @@ class TurnManager:
             answer_id=prepared.answer.id,
             chain=chain_spec(prepared.provider),
             request=prepared.request,
+            cache=prepared.cache,
         )
         return prepared
 

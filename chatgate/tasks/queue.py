@@ -8,6 +8,7 @@ from typing import Literal
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job, JobStatus
 
+from chatgate.cache.service import CachePlan
 from chatgate.providers.base import CompletionRequest
 from chatgate.providers.fallback import ChainSpec
 
@@ -28,11 +29,17 @@ class TaskQueue:
         await self.redis.aclose()
 
     async def enqueue_answer(
-        self, *, answer_id: uuid.UUID, chain: ChainSpec, request: CompletionRequest
+        self,
+        *,
+        answer_id: uuid.UUID,
+        chain: ChainSpec,
+        request: CompletionRequest,
+        cache: CachePlan | None = None,
     ) -> None:
-        """Queues an answer with the engines to ask, in order, and the canned answer."""
+        """Queues an answer with the engines to ask, in order, and the canned answer; with the
+        cache's plan when the answer may be cached, so the worker stores it as the API would."""
         await self.redis.enqueue_job(
-            WRITE_ANSWER, str(answer_id), chain, request,
+            WRITE_ANSWER, str(answer_id), chain, request, cache,
             _job_id=str(answer_id), _queue_name=self.queue_name,
         )  # fmt: skip
 

@@ -11,6 +11,7 @@ from arq import func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter
 from chatgate.chat.models import Message
 from chatgate.core.config import Settings
@@ -27,14 +28,22 @@ log = logging.getLogger("chatgate.worker")
 
 
 async def write_answer(
-    ctx: dict[str, Any], answer_id: str, chain: ChainSpec | str, request: CompletionRequest
+    ctx: dict[str, Any],
+    answer_id: str,
+    chain: ChainSpec | str,
+    request: CompletionRequest,
+    cache: CachePlan | None = None,  # absent from jobs queued by an older API process
 ) -> dict[str, Any]:
     with using_trace_id(request.trace_id):
-        return await _write_answer(ctx, answer_id, chain, request)
+        return await _write_answer(ctx, answer_id, chain, request, cache)
 
 
 async def _write_answer(
-    ctx: dict[str, Any], answer_id: str, chain: ChainSpec | str, request: CompletionRequest
+    ctx: dict[str, Any],
+    answer_id: str,
+    chain: ChainSpec | str,
+    request: CompletionRequest,
+    plan: CachePlan | None,
 ) -> dict[str, Any]:
     database: Database = ctx["database"]
     async with database.session() as db:
@@ -49,6 +58,12 @@ async def _write_answer(
     provider = registry.chain(chain) if isinstance(chain, ChainSpec) else registry.get(chain)
     writer: AnswerWriter = ctx["writer"]
     end = await writer.write(answer=answer, provider=provider, request=request)
+    cache: AnswerCache | None = ctx["cache"]
+    if plan is not None and cache is not None:
+        await cache.remember(
+            plan, sent_question=request.messages[-1].content, provider_id=provider.id,
+            answer=end.message,
+        )  # fmt: skip
     log.info("answer written", extra={"message_id": answer_id, "status": end.message.status})
     return {"status": end.message.status, "worker": os.getpid()}
 
@@ -65,6 +80,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         ctx.update(
             database=database,
             providers=providers,
+            cache=AnswerCache.build(settings, ctx["redis"]),
             writer=AnswerWriter(
                 database=database,
                 flush_every=settings.stream_flush_seconds,

@@ -191,3 +191,22 @@ async def test_stop_reaches_the_worker_and_keeps_the_text(
         assert kept.startswith("w0 w1") and len(kept.split()) < 200
         task = (await http.get(f"/v1/tasks/{task_id}")).json()
         assert task["status"] == "failed" and task["message"]["content"] == kept
+
+
+async def test_a_workers_answer_fills_the_cache_for_the_next_asker(
+    queued_settings: Settings, tmp_path: Path, http_for: Any
+) -> None:
+    question = f"What are your opening hours, shop {secrets.token_hex(4)}?"
+    with run_chatgate(queued_settings) as api, workers(queued_settings, tmp_path):
+        first = http_for(api, "first-asker")
+        _, task_id = await ask_async(first, question)
+        written = await wait_task(first, task_id, "succeeded")
+        assert written["message"]["cached"] is False
+        # Another user, a new session, the same question in other case and spacing: no engine.
+        other = http_for(api, "second-asker")
+        answered = await other.post(
+            "/v1/qa", json={"question": "  " + question.upper(), "assistant_id": "echo"}
+        )
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["x-cache"] == "hit"
+    assert answered.json()["answer"] == written["message"]["content"] == f"echo: {question}"
