@@ -268,6 +268,9 @@ def run_benchmark(args: argparse.Namespace) -> None:
             bare_port, bare = stack.enter_context(
                 servers.serve_bare_proxy(OUT, upstream_port=upstream)
             )
+            asgi_port, asgi = stack.enter_context(
+                servers.serve_bare_proxy(OUT, upstream_port=upstream, asgi=True)
+            )
             if args.candidate:
                 cand_source, cand_label = servers.chatgate_source(args.candidate, OUT)
                 cand_port, cand = stack.enter_context(
@@ -303,6 +306,12 @@ def run_benchmark(args: argparse.Namespace) -> None:
         targets = [
             load.Target(
                 "upstream direct (nginx)", f"http://127.0.0.1:{upstream}{path}", None, nginx_pid
+            ),
+            load.Target(
+                "uvicorn + aiohttp, no framework (floor)",
+                f"http://127.0.0.1:{asgi_port}{path}",
+                None,
+                asgi.pid,
             ),
             load.Target(
                 "bare FastAPI + aiohttp proxy (floor)",

@@ -224,19 +224,21 @@ def serve_litellm(
 
 @contextlib.contextmanager
 def serve_bare_proxy(
-    out: Path, *, upstream_port: int
+    out: Path, *, upstream_port: int, asgi: bool = False
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """The floor: a bare FastAPI + aiohttp pass-through (bare_proxy.py) on chatgate's stack."""
+    """A floor: a bare FastAPI + aiohttp pass-through (bare_proxy.py) on chatgate's stack, or
+    with `asgi` the same with no framework (uvicorn + aiohttp alone)."""
     port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
     command = [sys.executable, str(HERE / "bare_proxy.py"), str(port), upstream]
+    name = "asgi-proxy" if asgi else "bare-proxy"
     with _child(
-        command,
+        command + (["--asgi"] if asgi else []),
         env=dict(os.environ),
-        log=out / "bare-proxy.log",
+        log=out / f"{name}.log",
         port=port,
         ready_path="/health",
-        name="bare proxy",
+        name=name.replace("-", " "),
         timeout=60,
     ) as process:
         yield port, process
