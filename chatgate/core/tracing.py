@@ -16,6 +16,7 @@ _random = random.Random()  # seeded from os.urandom once
 _trace_id: ContextVar[str] = ContextVar("trace_id", default="")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_W3C_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def current_trace_id() -> str:
@@ -56,7 +57,7 @@ def trace_id_from_headers(traceparent: str | None, request_id: str | None) -> st
 def traceparent_for(trace_id: str) -> str | None:
     """The W3C header to pass on to engines, when the trace id is one W3C can carry. With
     OpenTelemetry spans on, its parent is the current span (the engine call's)."""
-    if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
+    if not _W3C_TRACE_ID.fullmatch(trace_id):
         return None
     span = otel_trace.get_current_span().get_span_context()
     if span.is_valid and span.trace_id == int(trace_id, 16):
