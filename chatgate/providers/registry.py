@@ -24,7 +24,6 @@ from chatgate.providers.fallback import ChainSpec, FallbackChain
 from chatgate.providers.observed import ObservedProvider
 from chatgate.providers.resilient import BreakerProvider, RetryingProvider
 
-MAX_CHAINS = 1024
 # type -> (module, class); imported on use, so llama.cpp loads only when a local engine is set.
 PROVIDER_CLASSES = {
     "local": ("chatgate.providers.local", "LocalProvider"),
@@ -56,7 +55,6 @@ class ProviderRegistry:
         self._providers = {
             config.id: build_provider(config, breakers=self.breakers, rng=rng) for config in configs
         }
-        self._chains: dict[ChainSpec, FallbackChain] = {}
 
     def get(self, provider_id: str) -> Provider:
         try:
@@ -82,16 +80,7 @@ class ProviderRegistry:
         return self.chain(ChainSpec(providers, assistant.fallback_answer, models))
 
     def chain(self, spec: ChainSpec) -> FallbackChain:
-        """A chain by name (each engine once, in order), e.g. for a queue worker. Chains hold no
-        state of their own, so each is built once and kept (an assistant edit names a new one)."""
-        chain = self._chains.get(spec)
-        if chain is None:
-            if len(self._chains) >= MAX_CHAINS:
-                self._chains.clear()  # specs left behind by many edits: rebuilt when asked
-            chain = self._chains[spec] = self._build_chain(spec)
-        return chain
-
-    def _build_chain(self, spec: ChainSpec) -> FallbackChain:
+        """A chain by name (each engine once, in order), e.g. for a queue worker."""
         models: dict[str, str | None] = {}
         for engine, model in zip_longest(spec.providers, spec.models[: len(spec.providers)]):
             models.setdefault(engine, model)  # an engine named twice keeps its first place
