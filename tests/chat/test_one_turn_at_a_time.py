@@ -92,13 +92,7 @@ async def test_an_answer_a_dead_process_left_streaming_is_ended_when_stale(
     session_id = uuid.UUID(session["id"])
     left_at = utcnow() - STALE_AFTER - timedelta(minutes=1)
     orphan_id = new_id()
-    orphan = Message(
-        id=orphan_id, session_id=session_id, role="assistant", content="half an ans",
-        status="streaming", token_count=3, created_at=left_at, updated_at=left_at,
-    )  # fmt: skip
-    async with read_database(gateway.settings.database_url) as db:
-        db.add(orphan)
-        await db.commit()
+    await store(gateway, streaming_answer(orphan_id, session_id, left_at))
     answered = await alice.http.post(
         f"/v1/sessions/{session['id']}/messages", json={"content": "anyone there?"}
     )
@@ -106,7 +100,7 @@ async def test_an_answer_a_dead_process_left_streaming_is_ended_when_stale(
     async with read_database(gateway.settings.database_url) as db:
         ended = await db.get(Message, orphan_id)
     assert ended is not None and ended.status == "interrupted"
-    assert ended.content == "half an ans" and ended.error is not None
+    assert ended.content == "so far" and ended.error is not None
     assert ended.error["code"] == "process_restarted"
 
 
@@ -116,13 +110,7 @@ async def test_a_recent_streaming_answer_of_another_process_is_left_alone(
     # Written by another process a moment ago: it may well be alive, so it is not ended.
     session = await alice.new_session("echo")
     other_id = new_id()
-    other = Message(
-        id=other_id, session_id=uuid.UUID(session["id"]), role="assistant", content="so far",
-        status="streaming", token_count=2, created_at=utcnow(), updated_at=utcnow(),
-    )  # fmt: skip
-    async with read_database(gateway.settings.database_url) as db:
-        db.add(other)
-        await db.commit()
+    await store(gateway, streaming_answer(other_id, uuid.UUID(session["id"]), utcnow()))
     refused = await alice.http.post(
         f"/v1/sessions/{session['id']}/messages", json={"content": "hello?"}
     )
@@ -133,10 +121,18 @@ async def test_a_recent_streaming_answer_of_another_process_is_left_alone(
 
 
 def streaming_answer(id_: uuid.UUID, session_id: uuid.UUID, at: datetime) -> Message:
+    """An answer row as a process writing it leaves it, last saved `at`."""
     return Message(
         id=id_, session_id=session_id, role="assistant", content="so far", status="streaming",
         token_count=1, created_at=at, updated_at=at,
     )  # fmt: skip
+
+
+async def store(gateway: Gateway, message: Message) -> None:
+    """Writes a row as another chatgate process would, straight into the shared database."""
+    async with read_database(gateway.settings.database_url) as db:
+        db.add(message)
+        await db.commit()
 
 
 @asynccontextmanager
