@@ -198,7 +198,7 @@ class AnswerCache:
 
 
 def fill_from_cache(answer: Message, text: str, *, token_count: int) -> None:
-    """Turns a new answer row into the cached answer, complete before it is first stored."""
+    """Turns a new answer row into the cached answer, complete when its transaction commits."""
     answer.content = text
     answer.status = "complete"
     answer.token_count = token_count

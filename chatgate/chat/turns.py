@@ -167,10 +167,13 @@ class TurnManager:
                 status="streaming", token_count=0, model=assistant.model, trace_id=trace_id,
                 created_at=now, updated_at=now,
             )  # fmt: skip
-            if plan is not None and plan.text is not None:
-                fill_from_cache(answer, plan.text, token_count=provider.count_tokens(plan.text))
+            cached = (
+                (plan.text, provider.count_tokens(plan.text))
+                if plan is not None and plan.text is not None
+                else None
+            )
             # The user's message is durable before any engine is called.
-            await self._store(db, session.id, [user_message, answer], title=content)
+            await self._store(db, session.id, user_message, answer, title=content, cached=cached)
         request = CompletionRequest(
             model=assistant.model,
             messages=build_messages(assistant, guard.history, guard.content),
@@ -187,14 +190,28 @@ class TurnManager:
         )  # fmt: skip
 
     async def _store(
-        self, db: AsyncSession, session_id: uuid.UUID, messages: list[Message], *, title: str
+        self,
+        db: AsyncSession,
+        session_id: uuid.UUID,
+        user_message: Message,
+        answer: Message,
+        *,
+        title: str,
+        cached: tuple[str, int] | None,
     ) -> None:
         """Commits a turn's messages. The database holds one `streaming` answer per session,
         so a turn begun meanwhile by another process is refused here; an answer left streaming
-        by a process that died without a restart to recover it is ended first, once."""
+        by a process that died without a restart to recover it is ended first, once.
+
+        The answer goes in as `streaming` even when the cache answers it (`cached`: its text
+        and token count), and is completed in the same transaction, so that a cached answer
+        is refused too while another is being written."""
         for attempt in (1, 2):
             try:
-                db.add_all(messages)
+                db.add_all([user_message, answer])
+                await db.flush()
+                if cached is not None:
+                    fill_from_cache(answer, cached[0], token_count=cached[1])
                 await db.execute(
                     bump_session(session_id, added=2, title=title.strip()[:TITLE_LENGTH])
                 )

@@ -120,6 +120,22 @@ async def test_a_recent_streaming_answer_of_another_process_is_left_alone(
     assert kept is not None and kept.status == "streaming" and kept.content == "so far"
 
 
+async def test_a_cached_answer_also_waits_for_the_answer_being_written(
+    gateway: Gateway, alice: Caller
+) -> None:
+    question = f"Where is my parcel {secrets.token_hex(3)}?"
+    cached = await alice.http.post("/v1/qa", json={"question": question, "assistant_id": "echo"})
+    assert cached.status_code == 200 and cached.headers["x-cache"] == "miss"
+    session = await alice.new_session("echo")
+    await store(gateway, streaming_answer(new_id(), uuid.UUID(session["id"]), utcnow()))
+    refused = await alice.http.post(
+        f"/v1/sessions/{session['id']}/messages", json={"content": question}
+    )
+    assert_error(refused, 409, "turn_in_progress")
+    page = await alice.history(session["id"])
+    assert [m["role"] for m in page["data"]] == ["assistant"]  # only the other process's row
+
+
 def streaming_answer(id_: uuid.UUID, session_id: uuid.UUID, at: datetime) -> Message:
     """An answer row as a process writing it leaves it, last saved `at`."""
     return Message(
