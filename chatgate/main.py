@@ -114,9 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="A self-hosted AI chat gateway.",
         lifespan=lifespan,
-        # chatgate makes its own spans and metrics (observability/): FastAPI's would be a second
-        # set, and checking for them cost every request a few µs.
-        telemetry={"tracing": False, "metrics": False},
+        # chatgate makes its own spans, metrics and logs (observability/, core/logging.py):
+        # FastAPI's would be a second set, and checking for any of them (the logs' check reads
+        # the environment) cost every request a few µs.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limits, settings.redis_url)
