@@ -16,20 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import statistics
-import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PYTHON.exists():
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+import project_venv
+
+project_venv.enter(__file__)
+HERE = project_venv.HERE
 
 import aiohttp  # noqa: E402
 import jwt  # noqa: E402

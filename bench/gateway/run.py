@@ -30,13 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+import project_venv
 
-if Path(sys.prefix).resolve() != (REPO / ".venv").resolve() and VENV_PYTHON.exists():
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), __file__, *sys.argv[1:]])
-sys.path.insert(0, str(HERE.parent))  # bench/harness.py
+project_venv.enter(__file__)
+HERE = project_venv.HERE
+REPO = project_venv.REPO
 
 import jwt  # noqa: E402
 import load  # noqa: E402
@@ -46,6 +44,7 @@ import spy  # noqa: E402
 from harness import machine_line, process_tree_cpu_seconds, raise_file_limit  # noqa: E402
 
 OUT = HERE / "out"
+PATH = "/v1/chat/completions"
 
 
 def parse_args() -> argparse.Namespace:
@@ -251,7 +250,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         upstream = stack.enter_context(servers.serve_upstream(OUT, stream_gap=args.stream_gap))
-        source, label = servers.chatgate_source(args.chatgate, OUT)
+        source, source_label = servers.chatgate_source(args.chatgate, OUT)
         gateway_env = dict(item.split("=", 1) for item in args.chatgate_env)
         exports: dict[str, int] = {}
         traced_env = dict(gateway_env)
@@ -260,98 +259,45 @@ def run_benchmark(args: argparse.Namespace) -> None:
             traced_env.update(
                 CHATGATE_OTLP_ENDPOINT=endpoint, CHATGATE_TRACE_SAMPLE_RATIO=f"{args.tracing:g}"
             )
+        nginx_pid = int((OUT / "nginx" / "nginx.pid").read_text())
+        direct = f"http://127.0.0.1:{upstream}{PATH}"
+        targets = [load.Target("upstream direct (nginx)", direct, None, nginx_pid)]
+
+        def serve(label: str, server: Any, authorization: str | None) -> load.Target:
+            port, process = stack.enter_context(server)
+            url = f"http://127.0.0.1:{port}{PATH}"
+            return load.Target(label, url, authorization, process.pid)
+
+        def gateway(label: str, name: str, code: Path | None, env: dict[str, str]) -> load.Target:
+            server = servers.serve_gateway(
+                OUT, upstream_port=upstream, jwt_secret=jwt_secret, name=name, source=code,
+                extra_env=env,
+            )  # fmt: skip
+            return serve(label, server, f"Bearer {token}")
+
+        profiled: dict[str, load.Target] = {}
         with servers.pinned(gateway_cpus):
-            gate_port, gate = stack.enter_context(
-                servers.serve_gateway(
-                    OUT,
-                    upstream_port=upstream,
-                    jwt_secret=jwt_secret,
-                    source=source,
-                    extra_env=gateway_env,
-                )
-            )
-            bare_port, bare = stack.enter_context(
-                servers.serve_bare_proxy(OUT, upstream_port=upstream)
-            )
-            asgi_port, asgi = stack.enter_context(
-                servers.serve_bare_proxy(OUT, upstream_port=upstream, asgi=True)
-            )
+            for floor, asgi in (
+                ("uvicorn + aiohttp, no framework (floor)", True),
+                ("bare FastAPI + aiohttp proxy (floor)", False),
+            ):
+                proxy = servers.serve_bare_proxy(OUT, upstream_port=upstream, asgi=asgi)
+                targets.append(serve(floor, proxy, None))
+            profiled["chatgate"] = gateway("chatgate", "chatgate", source, gateway_env)
             if args.candidate:
-                cand_source, cand_label = servers.chatgate_source(args.candidate, OUT)
-                cand_port, cand = stack.enter_context(
-                    servers.serve_gateway(
-                        OUT,
-                        upstream_port=upstream,
-                        jwt_secret=jwt_secret,
-                        name="candidate",
-                        source=cand_source,
-                        extra_env=gateway_env,
-                    )
+                code, code_label = servers.chatgate_source(args.candidate, OUT)
+                profiled["candidate"] = gateway(
+                    f"chatgate candidate ({code_label})", "candidate", code, gateway_env
                 )
             if args.tracing is not None:
-                traced_port, traced = stack.enter_context(
-                    servers.serve_gateway(
-                        OUT,
-                        upstream_port=upstream,
-                        jwt_secret=jwt_secret,
-                        name="traced",
-                        source=source,
-                        extra_env=traced_env,
-                    )
+                profiled["traced"] = gateway(
+                    f"chatgate, {args.tracing:.0%} of traces sampled", "traced", source, traced_env
                 )
+            targets += profiled.values()
             if not args.no_litellm:
-                lite_port, lite = stack.enter_context(
-                    servers.serve_litellm(OUT, upstream_port=upstream, master_key=master_key)
-                )
-        nginx_pid = int((OUT / "nginx" / "nginx.pid").read_text())
-        path = "/v1/chat/completions"
-        chatgate = load.Target(
-            "chatgate", f"http://127.0.0.1:{gate_port}{path}", f"Bearer {token}", gate.pid
-        )
-        targets = [
-            load.Target(
-                "upstream direct (nginx)", f"http://127.0.0.1:{upstream}{path}", None, nginx_pid
-            ),
-            load.Target(
-                "uvicorn + aiohttp, no framework (floor)",
-                f"http://127.0.0.1:{asgi_port}{path}",
-                None,
-                asgi.pid,
-            ),
-            load.Target(
-                "bare FastAPI + aiohttp proxy (floor)",
-                f"http://127.0.0.1:{bare_port}{path}",
-                None,
-                bare.pid,
-            ),
-            chatgate,
-        ]
-        profiled = {"chatgate": chatgate}
-        if args.candidate:
-            profiled["candidate"] = load.Target(
-                f"chatgate candidate ({cand_label})",
-                f"http://127.0.0.1:{cand_port}{path}",
-                f"Bearer {token}",
-                cand.pid,
-            )
-            targets.append(profiled["candidate"])
-        if args.tracing is not None:
-            profiled["traced"] = load.Target(
-                f"chatgate, {args.tracing:.0%} of traces sampled",
-                f"http://127.0.0.1:{traced_port}{path}",
-                f"Bearer {token}",
-                traced.pid,
-            )
-            targets.append(profiled["traced"])
-        if not args.no_litellm:
-            targets.append(
-                load.Target(
-                    f"LiteLLM {versions()['litellm']}",
-                    f"http://127.0.0.1:{lite_port}{path}",
-                    f"Bearer {master_key}",
-                    lite.pid,
-                )
-            )
+                litellm = servers.serve_litellm(OUT, upstream_port=upstream, master_key=master_key)
+                name = f"LiteLLM {versions()['litellm']}"
+                targets.append(serve(name, litellm, f"Bearer {master_key}"))
         for target in targets:
             asyncio.run(load.check(target))
         rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
@@ -370,7 +316,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
 
     results = {name: report.median_of(runs) for name, runs in rounds.items()}
     summary = report.table(results, args.connections)
-    info = versions(label)
+    info = versions(source_label)
     pinning = (
         f"servers under test on CPU {sorted(gateway_cpus)}, wrk/nginx/client on CPUs "
         f"{sorted(load_cpus)}"
