@@ -33,6 +33,12 @@ class ChatSession(Base):
     )
 
 
+def _while_streaming(name: str, column: str, *, unique: bool = False) -> Index:
+    """A partial index over the answers still being written, on SQLite and PostgreSQL alike."""
+    streaming = text("status = 'streaming'")
+    return Index(name, column, unique=unique, sqlite_where=streaming, postgresql_where=streaming)
+
+
 class Message(Base):
     __tablename__ = "messages"
 
@@ -60,18 +66,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_session_id_id", "session_id", "id"),
         # Finds answers a dead process left streaming, without indexing every finished message.
-        Index(
-            "ix_messages_streaming",
-            "updated_at",
-            sqlite_where=text("status = 'streaming'"),
-            postgresql_where=text("status = 'streaming'"),
-        ),
+        _while_streaming("ix_messages_streaming", "updated_at"),
         # One answer at a time per session, whichever process writes it (migration 0008).
-        Index(
-            "uq_messages_one_streaming_per_session",
-            "session_id",
-            unique=True,
-            sqlite_where=text("status = 'streaming'"),
-            postgresql_where=text("status = 'streaming'"),
-        ),
+        _while_streaming("uq_messages_one_streaming_per_session", "session_id", unique=True),
     )
