@@ -1,7 +1,9 @@
 """API keys: created and revoked by admins, looked up by the hash of the secret.
 
 Lookups are cached per process and dropped whenever any key changes (a shared revision), so a
-revoked key stops working on the next request in every process.
+revoked key stops working on the next request in every process. Without Redis (or while it is
+unreachable) nothing announces a revocation made by another process, so an entry is also trusted
+for `CACHE_SECONDS` only: a revoked key then stops working everywhere within that time.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -26,6 +29,9 @@ from chatgate.core.time import utcnow
 KEY_PREFIX = "cg_"
 REVISION_KEY = "chatgate:keys:revision"
 CACHE_LIMIT = 10_000
+# How long a process trusts a key it looked up: one indexed read per key per process per
+# this many seconds, and the longest a revocation takes to reach a process that cannot hear it.
+CACHE_SECONDS = 5.0
 
 
 def is_api_key(token: str) -> bool:
@@ -49,7 +55,7 @@ class ApiKeys:
     def __init__(self, *, database: Database, redis: Redis | None) -> None:
         self._database = database
         self._revision = Revision(redis, REVISION_KEY)
-        self._cache: dict[str, KeyIdentity] = {}
+        self._cache: dict[str, tuple[float, KeyIdentity]] = {}  # digest -> (expires, identity)
         self._cached_at: int | None = None
         self._lock = asyncio.Lock()
 
@@ -62,8 +68,12 @@ class ApiKeys:
                     self._cache.clear()
                     self._cached_at = revision
         digest = hash_secret(secret)
+        now = time.monotonic()
         if (known := self._cache.get(digest)) is not None:
-            return known
+            expires, identity = known
+            if now < expires:
+                return identity
+            del self._cache[digest]
         async with self._database.session() as db:
             key = (
                 await db.scalars(
@@ -76,8 +86,10 @@ class ApiKeys:
             id=str(key.id), kind=key.kind, user_id=key.user_id,
             allowed_cidrs=tuple(key.allowed_cidrs or ()),
         )  # fmt: skip
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache = {d: entry for d, entry in self._cache.items() if entry[0] > now}
         if len(self._cache) < CACHE_LIMIT:
-            self._cache[digest] = identity
+            self._cache[digest] = (now + CACHE_SECONDS, identity)
         return identity
 
     async def create(self, *, spec: KeyCreate, admin_id: str) -> tuple[ApiKey, str]:

@@ -6,30 +6,60 @@ in one process is seen by the next request in any other, with no restart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from chatgate.core.redis import REDIS_ERRORS, REDIS_TIMEOUT
 
 log = logging.getLogger("chatgate.revision")
+# After a failed read, the revision is not asked of Redis again for this long: every request
+# reads it, and a hung Redis would otherwise cost each of them the whole timeout.
+RETRY_AFTER = 2.0
 
 
 class Revision:
-    def __init__(self, redis: Redis | None, key: str) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        key: str,
+        *,
+        timeout: float = REDIS_TIMEOUT,
+        retry_after: float = RETRY_AFTER,
+    ) -> None:
         self._redis = redis
         self._key = key
+        self._timeout = timeout
+        self._retry_after = retry_after
         self._local = 0
         self._last_seen = 0
+        self._away_until = 0.0
 
     async def current(self) -> int:
-        """The revision now; while Redis is unreachable, the last one seen (caches keep serving
-        what they have rather than failing every request)."""
+        """The revision now; while Redis is unreachable or hung, the last one seen (caches keep
+        serving what they have rather than failing or holding every request)."""
         if self._redis is None:
             return self._local
+        if time.monotonic() < self._away_until:
+            return self._last_seen
         try:
-            self._last_seen = int(await self._redis.get(self._key) or 0)
-        except (RedisError, OSError) as exc:
-            log.warning("cannot read %s from Redis; using the last value seen: %s", self._key, exc)
+            # The client's own socket timeouts bound each call too; this bounds the whole read,
+            # a health check's ping included, whatever client was passed in.
+            async with asyncio.timeout(self._timeout * 2):
+                self._last_seen = int(await self._redis.get(self._key) or 0)
+        except REDIS_ERRORS as exc:
+            if not self._away_until:
+                log.warning(
+                    "cannot read %s from Redis; using the last value seen: %s",
+                    self._key, exc or type(exc).__name__,
+                )  # fmt: skip
+            self._away_until = time.monotonic() + self._retry_after
+            return self._last_seen
+        if self._away_until:
+            log.warning("%s is read from Redis again", self._key)
+            self._away_until = 0.0
         return self._last_seen
 
     async def bump(self) -> None:

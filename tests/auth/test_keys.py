@@ -3,7 +3,9 @@ IP allow-lists, global and per key, that believe X-Forwarded-For only from trust
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chatgate.auth.keys import CACHE_SECONDS
 from chatgate.auth.models import ApiKey
 from chatgate.core.policies import AccessSettings
 from tests.conftest import Double, Gateway, make_token, settings_for
@@ -167,3 +170,29 @@ async def test_global_allow_list_and_trusted_proxies(
             outside = await c.get("/v1/assistants", headers={"X-Forwarded-For": "198.51.100.1"})
             assert outside.status_code == 403
             assert (await c.get("/v1/assistants")).status_code == 403
+
+
+async def test_revocation_reaches_every_process_without_redis(
+    database_url: str, openai_double: Double
+) -> None:
+    """`--workers N` on the embedded default: no Redis announces the revocation, so the other
+    process's cached key must expire on its own, within CACHE_SECONDS."""
+    settings = settings_for(database_url, openai_double.url)
+    assert settings.redis_url is None
+    with run_chatgate(settings) as first, run_chatgate(settings) as second:
+        async with httpx.AsyncClient(
+            base_url=first, headers=bearer(make_token("root", admin=True))
+        ) as on_first:
+            key = await new_key(on_first, name="no redis", kind="user", user_id="iris")
+            async with httpx.AsyncClient(
+                base_url=second, headers=bearer(str(key["secret"]))
+            ) as on_second:
+                assert (await on_second.get("/v1/assistants")).status_code == 200  # now cached
+                await on_first.delete(f"/v1/admin/keys/{key['id']}")
+                revoked_at = time.monotonic()
+                status = 200
+                while status == 200 and time.monotonic() - revoked_at < CACHE_SECONDS + 3:
+                    status = (await on_second.get("/v1/assistants")).status_code
+                    await asyncio.sleep(0.2)
+    assert status == 401
+    assert time.monotonic() - revoked_at < CACHE_SECONDS + 3
