@@ -77,7 +77,7 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from chatgate.tasks.worker import run_worker
+    from chatgate.worker import run_worker
 
     settings = _settings(args.config)
     if not settings.redis_url:

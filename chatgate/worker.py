@@ -1,27 +1,27 @@
-"""`chatgate worker`: writes queued answers, several processes sharing one Redis queue."""
+"""`chatgate worker`: writes queued answers, several processes sharing one Redis queue.
+
+An entry point like `main.py`: it opens the same runtime as the API process, and its one job
+hands each queued answer to the runtime's turn manager."""
 
 from __future__ import annotations
 
 import logging
 import os
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 from arq import func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from chatgate.cache.service import AnswerCache, CachePlan
-from chatgate.chat.answers import AnswerWriter
-from chatgate.chat.models import Message
+from chatgate.cache.service import CachePlan
 from chatgate.core.config import Settings
-from chatgate.core.db import Database
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import using_trace_id
 from chatgate.providers.base import CompletionRequest
 from chatgate.providers.fallback import ChainSpec
-from chatgate.providers.registry import ProviderRegistry
-from chatgate.ratelimit.service import RateLimiter
+from chatgate.runtime import Runtime, open_runtime
 from chatgate.tasks.queue import WRITE_ANSWER
 
 log = logging.getLogger("chatgate.worker")
@@ -34,38 +34,17 @@ async def write_answer(
     request: CompletionRequest,
     cache: CachePlan | None = None,  # absent from jobs queued by an older API process
 ) -> dict[str, Any]:
+    runtime: Runtime = ctx["runtime"]
+    # A job queued by an older API process names a single engine.
+    registry = runtime.providers
+    provider = registry.chain(chain) if isinstance(chain, ChainSpec) else registry.get(chain)
     with using_trace_id(request.trace_id):
-        return await _write_answer(ctx, answer_id, chain, request, cache)
-
-
-async def _write_answer(
-    ctx: dict[str, Any],
-    answer_id: str,
-    chain: ChainSpec | str,
-    request: CompletionRequest,
-    plan: CachePlan | None,
-) -> dict[str, Any]:
-    database: Database = ctx["database"]
-    async with database.session() as db:
-        answer = await db.get(Message, uuid.UUID(answer_id))
-    if answer is None or answer.status != "streaming":
+        status = await runtime.turns.write_queued(uuid.UUID(answer_id), provider, request, cache)
+    if status is None:
         # Deleted meanwhile, or already ended by an earlier try.
         return {"skipped": True, "worker": os.getpid()}
-    if answer.content:
-        answer.content = ""  # an earlier try died part-way; this one starts over
-    registry: ProviderRegistry = ctx["providers"]
-    # A job queued by an older API process names a single engine.
-    provider = registry.chain(chain) if isinstance(chain, ChainSpec) else registry.get(chain)
-    writer: AnswerWriter = ctx["writer"]
-    end = await writer.write(answer=answer, provider=provider, request=request)
-    cache: AnswerCache | None = ctx["cache"]
-    if plan is not None and cache is not None:
-        await cache.remember(
-            plan, sent_question=request.messages[-1].content, provider_id=provider.id,
-            answer=end.message,
-        )  # fmt: skip
-    log.info("answer written", extra={"message_id": answer_id, "status": end.message.status})
-    return {"status": end.message.status, "worker": os.getpid()}
+    log.info("answer written", extra={"message_id": answer_id, "status": status})
+    return {"status": status, "worker": os.getpid()}
 
 
 def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
@@ -73,25 +52,13 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         raise RuntimeError("chatgate worker needs CHATGATE_REDIS_URL")
 
     async def startup(ctx: dict[str, Any]) -> None:
-        database = Database(settings.database_url, pool_size=settings.database_pool_size)
-        # arq's own Redis connection also carries the engines' shared circuit breakers.
-        providers = ProviderRegistry(settings.providers, redis=ctx["redis"])
-        await providers.start()
-        ctx.update(
-            database=database,
-            providers=providers,
-            cache=AnswerCache.build(settings, ctx["redis"]),
-            writer=AnswerWriter(
-                database=database,
-                flush_every=settings.stream_flush_seconds,
-                limiter=RateLimiter(settings.rate_limits, settings.redis_url),
-            ),
-        )
+        stack = AsyncExitStack()
+        ctx["stack"] = stack
+        ctx["runtime"] = await stack.enter_async_context(open_runtime(settings))
         log.info("worker ready", extra={"queue": settings.task_queue, "pid": os.getpid()})
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        await ctx["providers"].close()
-        await ctx["database"].close()
+        await ctx["stack"].aclose()
 
     # A fallback chain may try every engine in turn, each for up to its whole time.
     longest = sum(

@@ -1,5 +1,6 @@
 from fastapi import APIRouter
 
+from chatgate.assistants.deps import Catalog
 from chatgate.assistants.schemas import (
     AssistantAdminList,
     AssistantAdminOut,
@@ -8,7 +9,7 @@ from chatgate.assistants.schemas import (
     AssistantOut,
     AssistantUpdate,
 )
-from chatgate.core.deps import AdminUser, Catalog, CurrentUser
+from chatgate.auth.deps import AdminUser, CurrentUser
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
 admin_router = APIRouter(prefix="/v1/admin/assistants", tags=["admin"])

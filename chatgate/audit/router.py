@@ -5,8 +5,9 @@ from fastapi import APIRouter, Query
 
 from chatgate.audit.schemas import AuditEventOut, AuditPage
 from chatgate.audit.service import list_audit_events
-from chatgate.chat.deps import parse_id
-from chatgate.core.deps import AdminUser, DbSession
+from chatgate.auth.deps import AdminUser
+from chatgate.core.deps import DbSession
+from chatgate.core.ids import parse_id
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

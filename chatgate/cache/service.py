@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -28,7 +28,6 @@ from sqlalchemy.engine import make_url
 
 from chatgate.cache.normalize import normalize_question, question_digest
 from chatgate.cache.store import AnswerStore, MemoryAnswerStore, RedisAnswerStore
-from chatgate.chat.models import Message
 from chatgate.core.config import AssistantConfig, Settings
 from chatgate.core.policies import CacheSettings
 from chatgate.observability import metrics
@@ -46,6 +45,21 @@ KEY_PREFIX = "chatgate:answers:v1"
 MAX_QUESTION_CHARS = 2000
 # A slow Redis must not slow questions down more than this before they go to the engine.
 STORE_TIMEOUT = 0.5
+
+
+class FinishedAnswer(Protocol):
+    """What the cache reads of an answer the engine finished (chat's message row)."""
+
+    @property
+    def content(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> dict[str, Any] | None: ...
+    @property
+    def fallback(self) -> bool: ...
+    @property
+    def model(self) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -162,7 +176,7 @@ class AnswerCache:
         return plan
 
     async def remember(
-        self, plan: CachePlan, *, sent_question: str, provider_id: str, answer: Message
+        self, plan: CachePlan, *, sent_question: str, provider_id: str, answer: FinishedAnswer
     ) -> None:
         """Stores a finished answer, if it is one the cache may give to others."""
         if (
@@ -195,11 +209,3 @@ class AnswerCache:
                 await self._store.put(key, text)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("answer cache store failed: %s", exc)
-
-
-def fill_from_cache(answer: Message, text: str, *, token_count: int) -> None:
-    """Turns a new answer row into the cached answer, complete when its transaction commits."""
-    answer.content = text
-    answer.status = "complete"
-    answer.token_count = token_count
-    answer.cached = True

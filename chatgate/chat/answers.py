@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import update
 
-from chatgate.chat.models import ChatSession, Message
+from chatgate.chat.models import ChatSession, Message, MessageStatus
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError
 from chatgate.core.time import utcnow
@@ -65,7 +65,7 @@ class AnswerWriter:
         loop = asyncio.get_running_loop()
         parts: list[str] = []
         usage: Usage | None = None
-        status: str = "complete"
+        status: MessageStatus = "complete"
         error: AppError | None = None
         next_flush = loop.time() + self._flush_every
         # Which engine wrote the text, and whether as a fallback (marked by the assistant's chain).
@@ -138,7 +138,7 @@ class AnswerWriter:
         answer: Message,
         provider: Provider,
         text: str,
-        status: str,
+        status: MessageStatus,
         error: AppError | None,
         usage: Usage | None,
         stop_reason: str,

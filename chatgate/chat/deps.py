@@ -1,25 +1,19 @@
-"""The one loader that checks ownership: another user's session is a 404, like a missing one."""
+"""The chat domain's dependencies: the turn manager, and the one loader that checks ownership
+(another user's session is a 404, like a missing one)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends
 
+from chatgate.auth.deps import CurrentUser
 from chatgate.chat.models import ChatSession
 from chatgate.chat.service import get_owned_session
-from chatgate.core.deps import CurrentUser, DbSession
-from chatgate.core.errors import AppError
-
-
-def parse_id(value: str, *, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise AppError(
-            f"{what} {value[:64]!r} is not a UUID", code=f"invalid_{what}", status=422
-        ) from None
+from chatgate.chat.turns import TurnManager
+from chatgate.core.deps import DbSession
+from chatgate.core.ids import parse_id
+from chatgate.core.parts import part
 
 
 async def _owned_session(session_id: str, db: DbSession, user: CurrentUser) -> ChatSession:
@@ -29,3 +23,4 @@ async def _owned_session(session_id: str, db: DbSession, user: CurrentUser) -> C
 
 
 OwnedSession = Annotated[ChatSession, Depends(_owned_session)]
+Turns = Annotated[TurnManager, Depends(part(TurnManager))]

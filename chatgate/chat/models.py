@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,6 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from chatgate.core.db import Base, UTCDateTime
 from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
+
+MessageRole = Literal["user", "assistant", "system"]
+# `streaming` while an answer is being written; how it ended otherwise.
+MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
 
 
 class ChatSession(Base):
@@ -46,9 +50,9 @@ class Message(Base):
     session_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("sessions.id", ondelete="CASCADE")
     )
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[MessageRole] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="complete")
+    status: Mapped[MessageStatus] = mapped_column(String(16), default="complete")
     token_count: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Row
 
+from chatgate.assistants.deps import Catalog
+from chatgate.auth.deps import CurrentUser
 from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.answers import TurnEnd
-from chatgate.chat.deps import OwnedSession, parse_id
+from chatgate.chat.deps import OwnedSession, Turns
 from chatgate.chat.schemas import (
     NO_NUL,
     HistoryAppend,
@@ -29,18 +31,16 @@ from chatgate.chat.schemas import (
     SwitchResult,
 )
 from chatgate.chat.sse import answer_events
-from chatgate.chat.turns import Turn, TurnManager
-from chatgate.core.deps import Catalog, CurrentUser, DbSession, Providers, SettingsDep
+from chatgate.chat.turns import Ask, Turn
+from chatgate.core.deps import DbSession, SettingsDep
 from chatgate.core.errors import error_body
+from chatgate.core.ids import parse_id
 from chatgate.core.responses import SSE_HEADERS, JSONBytes
+from chatgate.providers.deps import Providers
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 # The keys of a history message, in the order of service.HISTORY_COLUMNS.
 MESSAGE_FIELDS = tuple(MessageOut.model_fields)
-
-
-def _turns(request: Request) -> TurnManager:
-    return request.app.state.turns
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
@@ -86,9 +86,9 @@ async def rename_session(body: SessionUpdate, session: OwnedSession, db: DbSessi
 
 @router.delete("/sessions/{session_id}", status_code=204)
 async def delete_session(
-    session: OwnedSession, db: DbSession, user: CurrentUser, request: Request
+    session: OwnedSession, db: DbSession, user: CurrentUser, turns: Turns
 ) -> Response:
-    if turn := _turns(request).running(session.id):
+    if turn := turns.running(session.id):
         turn.stop("stopped")
         await turn.result()
     await service.delete_session(db, user=user, session=session)
@@ -147,6 +147,7 @@ async def append_history(
     providers: Providers,
 ) -> MessageOut:
     service.check_content(body.content, settings)
+    service.check_recorded_role(user, body.role)
     session = await service.get_owned_session(db, user=user, session_id=body.session_id)
     provider = providers.for_assistant(await catalog.get(session.assistant_id))
     message = await service.append_message(
@@ -180,21 +181,17 @@ async def send_message(
     user: CurrentUser,
     settings: SettingsDep,
     catalog: Catalog,
-    request: Request,
+    turns: Turns,
     cache: CacheControl,
 ) -> Response:
     service.check_content(body.content, settings)
     assistant = await catalog.get(session.assistant_id)
-    turns = _turns(request)
+    ask = Ask(user=user, session=session, assistant=assistant, content=body.content, cache=cache)
     if body.response_mode == "async" and turns.queue is not None:
-        prepared = await turns.submit(
-            user=user, session=session, assistant=assistant, content=body.content, cache=cache
-        )
+        prepared = await turns.submit(ask)
         task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}
         return JSONBytes(task, status_code=202, headers=cache_headers(prepared.cache))
-    turn: Turn = await turns.begin(
-        user=user, session=session, assistant=assistant, content=body.content, cache=cache
-    )
+    turn: Turn = await turns.begin(ask)
     x_cache = cache_headers(turn.cache)
     if body.response_mode == "async":
         task = {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}
@@ -219,8 +216,7 @@ async def send_message(
 
 
 @router.post("/sessions/{session_id}/stop", response_model=StopResult)
-async def stop_answer(session: OwnedSession, db: DbSession, request: Request) -> StopResult:
-    turns = _turns(request)
+async def stop_answer(session: OwnedSession, db: DbSession, turns: Turns) -> StopResult:
     if turn := turns.running(session.id):
         turn.stop("stopped")
         end = await turn.result()
@@ -247,13 +243,13 @@ TASK_STATUS = {
 
 @router.get("/tasks/{task_id}")
 async def get_task(
-    task_id: str, db: DbSession, user: CurrentUser, request: Request
+    task_id: str, db: DbSession, user: CurrentUser, turns: Turns
 ) -> dict[str, Any]:
     message = await service.get_owned_answer(
         db, user=user, message_id=parse_id(task_id, what="task_id")
     )
     status = TASK_STATUS[message.status]
-    queue = _turns(request).queue
+    queue = turns.queue
     if message.status == "streaming" and queue is not None:
         status = await queue.status(message.id) or status
     return {

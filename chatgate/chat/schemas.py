@@ -6,10 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from chatgate.chat.models import ChatSession, Message
+from chatgate.chat.models import ChatSession, Message, MessageRole, MessageStatus
 
-MessageRole = Literal["user", "assistant", "system"]
-MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
 ResponseMode = Literal["blocking", "streaming", "async"]
 # PostgreSQL text cannot hold U+0000, so no backend accepts it.
 NO_NUL = r"^[^\x00]*$"

@@ -1,9 +1,9 @@
 """A turn: the user's message, then the assistant's answer.
 
-`prepare` checks the message fits, stores the user's message and an empty `streaming` answer
-(both durable before any engine is called) and builds the engine request. The answer is then
-written by a task in this process (`begin`: blocking, streaming, and async without Redis) or by a
-`chatgate worker` from the Redis queue (`submit`: async with Redis).
+`chat/prepare.py` stores the user's message and an empty `streaming` answer (both durable before
+any engine is called) and builds the engine request. The answer is then written by a task in
+this process (`begin`: blocking, streaming, and async without Redis) or by a `chatgate worker`
+from the Redis queue (`submit`, then `write_queued` in the worker: async with Redis).
 """
 
 from __future__ import annotations
@@ -14,27 +14,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from chatgate.auth.service import User
-from chatgate.cache.service import AnswerCache, CacheDirective, CachePlan, fill_from_cache
-from chatgate.chat.answers import AnswerWriter, TurnEnd, recover_unfinished_answers
-from chatgate.chat.context import build_messages, history_budget, load_context
-from chatgate.chat.models import ChatSession, Message
-from chatgate.chat.service import TITLE_LENGTH, bump_session
-from chatgate.core.config import AssistantConfig
+from chatgate.cache.service import AnswerCache, CachePlan
+from chatgate.chat.answers import AnswerWriter, TurnEnd
+from chatgate.chat.models import Message, MessageStatus
+from chatgate.chat.prepare import Ask, PreparedTurn, TurnParts, prepare_turn, turn_in_progress
 from chatgate.core.db import Database
-from chatgate.core.errors import Conflict
-from chatgate.core.ids import new_id
-from chatgate.core.time import utcnow
-from chatgate.core.tracing import current_trace_id
-from chatgate.guards.service import guard_turn
 from chatgate.providers.base import CompletionRequest, Provider
 from chatgate.providers.fallback import chain_spec
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import TaskQueue
+
+__all__ = ["Ask", "PreparedTurn", "Turn", "TurnManager", "turn_in_progress"]
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
 
@@ -44,17 +35,6 @@ class Replacement:
     """The whole answer so far, replaced by the engine (e.g. its output moderation)."""
 
     text: str
-
-
-@dataclass(slots=True)
-class PreparedTurn:
-    user_message: Message
-    answer: Message
-    request: CompletionRequest
-    provider: Provider
-    cache: CachePlan | None = None
-    # Masked values to put back into the answer, known to this process only (never queued).
-    restores: bool = False
 
 
 @dataclass(eq=False)
@@ -88,15 +68,9 @@ class Turn:
         return await asyncio.shield(self.task)
 
 
-def turn_in_progress() -> Conflict:
-    return Conflict(
-        "an answer is still being written in this session; stop it or wait",
-        code="turn_in_progress",
-    )
-
-
 class TurnManager:
-    """Prepares turns, runs in-process answers, and hands queued ones to the task queue."""
+    """Runs in-process answers, hands queued ones to the task queue, and writes queued ones in
+    a worker; each turn is prepared by the steps of `chat/prepare.py`."""
 
     def __init__(
         self,
@@ -108,170 +82,48 @@ class TurnManager:
         limiter: RateLimiter | None = None,
         cache: AnswerCache | None = None,
     ) -> None:
-        self._database = database
-        self._limiter = limiter
-        self._providers = providers
+        self._parts = TurnParts(
+            database=database, providers=providers, limiter=limiter, cache=cache
+        )
         self._writer = writer
         self.queue = queue
-        self._cache = cache
         self._active: dict[uuid.UUID, Turn] = {}
         # Sessions whose turn is being prepared, not yet in `_active`.
         self._starting: set[uuid.UUID] = set()
 
-    async def prepare(
-        self,
-        *,
-        user: User,
-        session: ChatSession,
-        assistant: AssistantConfig,
-        content: str,
-        cache: CacheDirective = "use",
-    ) -> PreparedTurn:
-        provider = self._providers.for_assistant(assistant)
-        user_tokens = provider.count_tokens(content)
-        budget = history_budget(assistant, provider, user_tokens)
-        if self._limiter is not None:
-            await self._limiter.check_tokens(
-                user=user.id, assistant=assistant.id, estimate=user_tokens
-            )
-        if session.id in self._active:
+    async def prepare(self, ask: Ask) -> PreparedTurn:
+        if ask.session.id in self._active:
             raise turn_in_progress()
-        trace_id = current_trace_id() or None
-        async with self._database.session() as db:
-            history = await load_context(db, session_id=session.id, budget=budget)
-            # Guarded before anything is stored: a block keeps only its audit event.
-            guard = await guard_turn(
-                db, policy=assistant.guards, history=history, content=content,
-                user_id=user.id, assistant_id=assistant.id, session_id=str(session.id),
-            )  # fmt: skip
-            if guard.private:
-                provider = self._providers.for_assistant(assistant, private=True)
-            session_state = dict((session.provider_state or {}).get(provider.id, {}))
-            # Nothing earlier for the engine to see, nothing personal: the cache may answer.
-            context_free = not history and not session_state and not guard.personal
-            plan = (
-                await self._cache.consult(
-                    assistant=assistant, provider_id=provider.id, question=content, directive=cache
-                )
-                if self._cache is not None and context_free
-                else None
-            )
-            now = utcnow()
-            user_message = Message(
-                id=new_id(), session_id=session.id, role="user", content=content,
-                status="complete", token_count=user_tokens, trace_id=trace_id,
-                created_at=now, updated_at=now,
-            )  # fmt: skip
-            answer = Message(
-                id=new_id(), session_id=session.id, role="assistant", content="",
-                status="streaming", token_count=0, model=assistant.model, trace_id=trace_id,
-                created_at=now, updated_at=now,
-            )  # fmt: skip
-            cached = (
-                (plan.text, provider.count_tokens(plan.text))
-                if plan is not None and plan.text is not None
-                else None
-            )
-            # The user's message is durable before any engine is called.
-            await self._store(db, session.id, user_message, answer, title=content, cached=cached)
-        request = CompletionRequest(
-            model=assistant.model,
-            messages=build_messages(assistant, guard.history, guard.content),
-            max_tokens=assistant.max_answer_tokens,
-            temperature=assistant.temperature,
-            user=user.id,
-            trace_id=trace_id,
-            session_state=session_state,
-            assistant_id=assistant.id,
-        )
-        return PreparedTurn(
-            user_message=user_message, answer=answer, request=request,
-            provider=guard.wrap(provider), cache=plan, restores=guard.restores,
-        )  # fmt: skip
+        return await prepare_turn(ask, self._parts)
 
-    async def _store(
-        self,
-        db: AsyncSession,
-        session_id: uuid.UUID,
-        user_message: Message,
-        answer: Message,
-        *,
-        title: str,
-        cached: tuple[str, int] | None,
-    ) -> None:
-        """Commits a turn's messages. The database holds one `streaming` answer per session,
-        so a turn begun meanwhile by another process is refused here; an answer left streaming
-        by a process that died without a restart to recover it is ended first, once.
-
-        The answer goes in as `streaming` even when the cache answers it (`cached`: its text
-        and token count), and is completed in the same transaction, so that a cached answer
-        is refused too while another is being written."""
-        for attempt in (1, 2):
-            try:
-                db.add_all([user_message, answer])
-                await db.flush()
-                if cached is not None:
-                    fill_from_cache(answer, cached[0], token_count=cached[1])
-                await db.execute(
-                    bump_session(session_id, added=2, title=title.strip()[:TITLE_LENGTH])
-                )
-                await db.commit()
-                return
-            except IntegrityError as exc:
-                await db.rollback()
-                if "unique" not in str(exc.orig).lower():
-                    raise  # e.g. the session deleted meanwhile: not a turn in progress
-                if attempt == 2 or not await recover_unfinished_answers(
-                    self._database, all_rows=False, session_id=session_id
-                ):
-                    raise turn_in_progress() from None
-
-    async def begin(
-        self,
-        *,
-        user: User,
-        session: ChatSession,
-        assistant: AssistantConfig,
-        content: str,
-        cache: CacheDirective = "use",
-    ) -> Turn:
+    async def begin(self, ask: Ask) -> Turn:
         """Prepares the turn and writes its answer in a task of this process."""
+        session_id = ask.session.id
         # Claimed before the first await, so messages sent at once cannot start two turns.
-        if session.id in self._starting:
+        if session_id in self._starting:
             raise turn_in_progress()
-        self._starting.add(session.id)
+        self._starting.add(session_id)
         try:
-            prepared = await self.prepare(
-                user=user, session=session, assistant=assistant, content=content, cache=cache
-            )
+            prepared = await self.prepare(ask)
         finally:
-            self._starting.discard(session.id)
+            self._starting.discard(session_id)
         turn = Turn(
-            session_id=session.id, user_message=prepared.user_message, answer=prepared.answer,
+            session_id=session_id, user_message=prepared.user_message, answer=prepared.answer,
             cache=prepared.cache,
         )  # fmt: skip
         if prepared.cache is not None and prepared.cache.hit:
             turn.task = asyncio.create_task(self._replay(turn))
             return turn
-        self._active[session.id] = turn
+        self._active[session_id] = turn
         turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
         return turn
 
-    async def submit(
-        self,
-        *,
-        user: User,
-        session: ChatSession,
-        assistant: AssistantConfig,
-        content: str,
-        cache: CacheDirective = "use",
-    ) -> PreparedTurn:
+    async def submit(self, ask: Ask) -> PreparedTurn:
         """Prepares the turn and queues its answer for a worker (none is needed for a cached
         one; the worker stores a cacheable answer in the cache as `begin` would)."""
         assert self.queue is not None
-        prepared = await self.prepare(
-            user=user, session=session, assistant=assistant, content=content, cache=cache
-        )
+        session = ask.session
+        prepared = await self.prepare(ask)
         if prepared.cache is not None and prepared.cache.hit:
             return prepared
         if prepared.restores:
@@ -309,19 +161,48 @@ class TurnManager:
                 listener=turn,
                 stop_reason=lambda: turn.stop_reason or "stopped",
             )
-            if turn.cache is not None and self._cache is not None:
-                # Stored before the answer is handed back, so the next ask finds it. A stop
-                # that comes meanwhile is too late: the answer is complete and stays so.
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._cache.remember(
-                        turn.cache, sent_question=request.messages[-1].content,
-                        provider_id=provider.id, answer=end.message,
-                    )  # fmt: skip
+            # Stored before the answer is handed back, so the next ask finds it. A stop that
+            # comes meanwhile is too late: the answer is complete and stays so.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._remember(turn.cache, provider, request, end.message)
         finally:
             self._active.pop(turn.session_id, None)
         turn.events.put_nowait(end)
         turn.first_output.set()
         return end
+
+    async def write_queued(
+        self,
+        answer_id: uuid.UUID,
+        provider: Provider,
+        request: CompletionRequest,
+        plan: CachePlan | None,
+    ) -> MessageStatus | None:
+        """A queue worker's job: writes a queued answer, unless it was deleted meanwhile or
+        already ended by an earlier try (None then)."""
+        async with self._parts.database.session() as db:
+            answer = await db.get(Message, answer_id)
+        if answer is None or answer.status != "streaming":
+            return None
+        if answer.content:
+            answer.content = ""  # an earlier try died part-way; this one starts over
+        end = await self._writer.write(answer=answer, provider=provider, request=request)
+        await self._remember(plan, provider, request, end.message)
+        return end.message.status
+
+    async def _remember(
+        self,
+        plan: CachePlan | None,
+        provider: Provider,
+        request: CompletionRequest,
+        answer: Message,
+    ) -> None:
+        cache = self._parts.cache
+        if plan is not None and cache is not None:
+            await cache.remember(
+                plan, sent_question=request.messages[-1].content, provider_id=provider.id,
+                answer=answer,
+            )  # fmt: skip
 
     async def _replay(self, turn: Turn) -> TurnEnd:
         """A cached answer, complete in its row already: one delta with the whole text."""

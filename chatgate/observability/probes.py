@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import event
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatgate.core.db import Database
 from chatgate.observability import metrics
-from chatgate.tasks.queue import TaskQueue
 
 # A probe must answer quickly even when a dependency hangs: a scrape waits for it.
 CHECK_TIMEOUT = 2.0
@@ -49,7 +48,11 @@ async def check_dependencies(database: Database, redis: Redis | None) -> dict[st
     return dict(zip(names, await asyncio.gather(*checks), strict=True))
 
 
-async def _queue_depth(queue: TaskQueue) -> int | None:
+class Queue(Protocol):
+    async def depth(self) -> int: ...
+
+
+async def _queue_depth(queue: Queue) -> int | None:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             return await queue.depth()
@@ -57,14 +60,10 @@ async def _queue_depth(queue: TaskQueue) -> int | None:
         return None
 
 
-async def refresh_scrape_gauges(state: Any) -> None:
-    """Sets the gauges read at scrape time from the app's state (its lifespan's objects)."""
-    database: Database | None = getattr(state, "database", None)
-    if database is None:  # not started yet, or shutting down
-        return
-    redis: Redis | None = getattr(state, "redis", None)
-    turns = getattr(state, "turns", None)
-    queue: TaskQueue | None = getattr(turns, "queue", None)
+async def refresh_scrape_gauges(
+    *, database: Database, redis: Redis | None, queue: Queue | None
+) -> None:
+    """Sets the gauges read at scrape time: dependencies up or down, the task queue's depth."""
     checks, depth = await asyncio.gather(
         check_dependencies(database, redis),
         _queue_depth(queue) if queue is not None else asyncio.sleep(0, None),

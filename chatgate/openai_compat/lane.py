@@ -14,13 +14,17 @@ from starlette.datastructures import Headers
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from chatgate.assistants.service import AssistantCatalog
+from chatgate.auth.deps import request_user
 from chatgate.auth.service import User, acting_user
-from chatgate.core.deps import request_user
+from chatgate.core.db import Database
 from chatgate.core.errors import AppError, TooLarge
+from chatgate.core.parts import Parts, parts_of
 from chatgate.core.responses import SSE_HEADERS, JSONBytes
 from chatgate.openai_compat.errors import openai_failure
 from chatgate.openai_compat.schemas import ChatCompletionRequest
 from chatgate.openai_compat.service import (
+    TokenMeter,
     answer_headers,
     assistant_for_model,
     complete,
@@ -29,6 +33,8 @@ from chatgate.openai_compat.service import (
     guard_completion,
 )
 from chatgate.providers.fallback import Provenance
+from chatgate.providers.registry import ProviderRegistry
+from chatgate.ratelimit.service import RateLimiter
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a whole conversation; each message is also held to its size
 
@@ -74,24 +80,29 @@ class ChatCompletions:
         await response(scope, receive, send)
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
-        app = scope["app"].state
+        parts = parts_of(scope["app"])
         headers = Headers(scope=scope)
-        user = await request_user(app, headers, scope.setdefault("state", {}))
+        user = await request_user(parts, headers, scope.setdefault("state", {}))
         body = ChatCompletionRequest.model_validate_json(await _read_body(receive))
-        return await _answer(body, user, app)
+        return await _answer(body, user, parts)
 
 
-async def _answer(body: ChatCompletionRequest, user: User, app: Any) -> Response:
-    assistant = await assistant_for_model(app.catalog, body.model)
+async def _answer(body: ChatCompletionRequest, user: User, parts: Parts) -> Response:
+    assistant = await assistant_for_model(parts.get(AssistantCatalog), body.model)
     if user.is_service and body.user:
         user = acting_user(user, body.user)
     body, guard = await guard_completion(
-        body, assistant=assistant, database=app.database, user=user
+        body, assistant=assistant, database=parts.get(Database), user=user
     )
-    provider = guard.wrap(app.providers.for_assistant(assistant, private=guard.private))
-    request = completion_request(body, assistant=assistant, provider=provider, user=user)
+    providers = parts.get(ProviderRegistry)
+    provider = guard.wrap(providers.for_assistant(assistant, private=guard.private))
+    request, prompt_tokens = completion_request(
+        body, assistant=assistant, provider=provider, user=user
+    )
+    meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)
+    await meter.admit()
     if not body.stream:
-        reply = await complete(provider, request, model=assistant.id)
+        reply = await complete(provider, request, model=assistant.id, meter=meter)
         marks = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
         return JSONBytes(reply, headers=answer_headers(marks))
     chunks = provider.stream(request)
@@ -104,8 +115,9 @@ async def _answer(body: ChatCompletionRequest, user: User, app: Any) -> Response
     source.see(first)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = completion_events(
-        first, chunks, model=assistant.id, include_usage=include_usage, source=source
-    )
+        first, chunks, model=assistant.id, include_usage=include_usage, source=source,
+        meter=meter,
+    )  # fmt: skip
     headers = {**SSE_HEADERS, **answer_headers(source)}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 

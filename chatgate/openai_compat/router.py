@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from chatgate.assistants.deps import Catalog
 from chatgate.assistants.schemas import Assistant
-from chatgate.core.deps import Catalog, CurrentUser
+from chatgate.auth.deps import CurrentUser
 from chatgate.openai_compat.errors import OpenAIErrorRoute
 from chatgate.openai_compat.service import assistant_for_model
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
+from chatgate.assistants.deps import Catalog
+from chatgate.auth.deps import CurrentUser
 from chatgate.auth.service import acting_user
 from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
-from chatgate.chat.turns import TurnManager
-from chatgate.core.deps import Catalog, CurrentUser, DbSession, SettingsDep
+from chatgate.chat.deps import Turns
+from chatgate.chat.turns import Ask
+from chatgate.core.deps import DbSession, SettingsDep
 from chatgate.core.errors import AppError, BadRequest
 from chatgate.core.tracing import current_trace_id
 from chatgate.qa.schemas import Answer, Question
@@ -19,11 +22,11 @@ router = APIRouter(prefix="/v1", tags=["qa"])
 @router.post("/qa", response_model=Answer)
 async def ask(
     body: Question,
-    request: Request,
     caller: CurrentUser,
     db: DbSession,
     settings: SettingsDep,
     catalog: Catalog,
+    turns: Turns,
     cache: CacheControl,
     response: Response,
 ) -> Answer:
@@ -41,10 +44,8 @@ async def ask(
         assistant_id = body.assistant_id or settings.default_assistant or settings.assistants[0].id
         assistant = await catalog.get(assistant_id)
         session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
-    turns: TurnManager = request.app.state.turns
-    turn = await turns.begin(
-        user=user, session=session, assistant=assistant, content=body.question, cache=cache
-    )
+    ask = Ask(user=user, session=session, assistant=assistant, content=body.question, cache=cache)
+    turn = await turns.begin(ask)
     response.headers.update(cache_headers(turn.cache))
     end = await turn.result()
     if end.error is not None:

@@ -1,0 +1,221 @@
+"""Preparing a turn: from a user's message to an engine request, in named steps.
+
+`choose_engine` → `admit` (the user's token limit) → `build_context` → `guard_ask` →
+`consult_cache` → `store_turn` (both messages) → `engine_request`. The user's message and an empty
+`streaming` answer are durable before any engine is called; a guard's block stores only its
+audit event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatgate.auth.service import User
+from chatgate.cache.service import AnswerCache, CacheDirective, CachePlan
+from chatgate.chat.answers import recover_unfinished_answers
+from chatgate.chat.context import build_messages, history_budget, load_context
+from chatgate.chat.models import ChatSession, Message
+from chatgate.chat.service import TITLE_LENGTH, bump_session
+from chatgate.core.config import AssistantConfig
+from chatgate.core.db import Database
+from chatgate.core.errors import Conflict
+from chatgate.core.ids import new_id
+from chatgate.core.time import utcnow
+from chatgate.core.tracing import current_trace_id
+from chatgate.guards.service import TurnGuard, guard_turn
+from chatgate.providers.base import ChatTurn, CompletionRequest, Provider
+from chatgate.providers.registry import ProviderRegistry
+from chatgate.ratelimit.service import RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A user's message to the assistant of one of their sessions, as a route hands it over."""
+
+    user: User
+    session: ChatSession
+    assistant: AssistantConfig
+    content: str
+    cache: CacheDirective = "use"
+
+
+@dataclass(slots=True)
+class PreparedTurn:
+    user_message: Message
+    answer: Message
+    request: CompletionRequest
+    provider: Provider
+    cache: CachePlan | None = None
+    # Masked values to put back into the answer, known to this process only (never queued).
+    restores: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnParts:
+    """What preparing a turn uses of the runtime."""
+
+    database: Database
+    providers: ProviderRegistry
+    limiter: RateLimiter | None
+    cache: AnswerCache | None
+
+
+def turn_in_progress() -> Conflict:
+    return Conflict(
+        "an answer is still being written in this session; stop it or wait",
+        code="turn_in_progress",
+    )
+
+
+async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
+    provider = choose_engine(ask, parts.providers)
+    user_tokens = provider.count_tokens(ask.content)
+    await admit(ask, user_tokens, parts.limiter)
+    trace_id = current_trace_id() or None
+    async with parts.database.session() as db:
+        history = await build_context(db, ask, provider, user_tokens)
+        guard = await guard_ask(db, ask, history)
+        if guard.private:
+            provider = choose_engine(ask, parts.providers, private=True)
+        engine_state = dict((ask.session.provider_state or {}).get(provider.id, {}))
+        # Nothing earlier for the engine to see, nothing personal: the cache may answer.
+        context_free = not history and not engine_state and not guard.personal
+        plan = await consult_cache(ask, provider, parts.cache) if context_free else None
+        user_message, answer = new_messages(ask, user_tokens, trace_id)
+        cached = cached_answer(plan, provider)
+        await store_turn(db, parts.database, ask, user_message, answer, cached=cached)
+    request = engine_request(ask, guard, engine_state, trace_id)
+    return PreparedTurn(
+        user_message=user_message, answer=answer, request=request, provider=guard.wrap(provider),
+        cache=plan, restores=guard.restores,
+    )  # fmt: skip
+
+
+def choose_engine(ask: Ask, providers: ProviderRegistry, *, private: bool = False) -> Provider:
+    """The assistant's engine (its private one when a guard routes personal data there),
+    wrapped in its fallback chain."""
+    return providers.for_assistant(ask.assistant, private=private)
+
+
+async def admit(ask: Ask, user_tokens: int, limiter: RateLimiter | None) -> None:
+    """The user's tokens-per-minute limit, with the message's own tokens as the estimate."""
+    if limiter is not None:
+        await limiter.check_tokens(
+            user=ask.user.id, assistant=ask.assistant.id, estimate=user_tokens
+        )
+
+
+async def build_context(
+    db: AsyncSession, ask: Ask, provider: Provider, user_tokens: int
+) -> list[ChatTurn]:
+    """The newest earlier messages that fit the assistant's context with the new message;
+    refuses a message that cannot fit on its own."""
+    budget = history_budget(ask.assistant, provider, user_tokens)
+    return await load_context(db, session_id=ask.session.id, budget=budget)
+
+
+async def guard_ask(db: AsyncSession, ask: Ask, history: list[ChatTurn]) -> TurnGuard:
+    """The assistant's guards over the history and the message; hits are audited in `db`."""
+    return await guard_turn(
+        db, policy=ask.assistant.guards, history=history, content=ask.content,
+        user_id=ask.user.id, assistant_id=ask.assistant.id, session_id=str(ask.session.id),
+    )  # fmt: skip
+
+
+async def consult_cache(
+    ask: Ask, provider: Provider, cache: AnswerCache | None
+) -> CachePlan | None:
+    """The cache's plan for a context-free question: its answer on a hit, and whether the
+    engine's answer may be stored."""
+    if cache is None:
+        return None
+    return await cache.consult(
+        assistant=ask.assistant, provider_id=provider.id, question=ask.content, directive=ask.cache
+    )
+
+
+def cached_answer(plan: CachePlan | None, provider: Provider) -> tuple[str, int] | None:
+    """The cached answer's text and token count, on a hit."""
+    if plan is None or plan.text is None:
+        return None
+    return plan.text, provider.count_tokens(plan.text)
+
+
+def new_messages(ask: Ask, user_tokens: int, trace_id: str | None) -> tuple[Message, Message]:
+    """The user's message and the empty answer that the engine's text will fill."""
+    now = utcnow()
+    user_message = Message(
+        id=new_id(), session_id=ask.session.id, role="user", content=ask.content,
+        status="complete", token_count=user_tokens, trace_id=trace_id,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    answer = Message(
+        id=new_id(), session_id=ask.session.id, role="assistant", content="",
+        status="streaming", token_count=0, model=ask.assistant.model, trace_id=trace_id,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    return user_message, answer
+
+
+async def store_turn(
+    db: AsyncSession,
+    database: Database,
+    ask: Ask,
+    user_message: Message,
+    answer: Message,
+    *,
+    cached: tuple[str, int] | None,
+) -> None:
+    """Commits a turn's messages. The database holds one `streaming` answer per session,
+    so a turn begun meanwhile by another process is refused here; an answer left streaming
+    by a process that died without a restart to recover it is ended first, once.
+
+    The answer goes in as `streaming` even when the cache answers it (`cached`: its text
+    and token count), and is completed in the same transaction, so that a cached answer
+    is refused too while another is being written."""
+    session_id = ask.session.id
+    for attempt in (1, 2):
+        try:
+            db.add_all([user_message, answer])
+            await db.flush()
+            if cached is not None:
+                fill_from_cache(answer, cached[0], token_count=cached[1])
+            title = ask.content.strip()[:TITLE_LENGTH]
+            await db.execute(bump_session(session_id, added=2, title=title))
+            await db.commit()
+            return
+        except IntegrityError as exc:
+            await db.rollback()
+            if "unique" not in str(exc.orig).lower():
+                raise  # e.g. the session deleted meanwhile: not a turn in progress
+            if attempt == 2 or not await recover_unfinished_answers(
+                database, all_rows=False, session_id=session_id
+            ):
+                raise turn_in_progress() from None
+
+
+def fill_from_cache(answer: Message, text: str, *, token_count: int) -> None:
+    """Turns a new answer row into the cached answer, complete when its transaction commits."""
+    answer.content = text
+    answer.status = "complete"
+    answer.token_count = token_count
+    answer.cached = True
+
+
+def engine_request(
+    ask: Ask, guard: TurnGuard, engine_state: dict[str, str], trace_id: str | None
+) -> CompletionRequest:
+    """What the engine is asked: the system prompt, the guarded history and message."""
+    return CompletionRequest(
+        model=ask.assistant.model,
+        messages=build_messages(ask.assistant, guard.history, guard.content),
+        max_tokens=ask.assistant.max_answer_tokens,
+        temperature=ask.assistant.temperature,
+        user=ask.user.id,
+        trace_id=trace_id,
+        session_state=engine_state,
+        assistant_id=ask.assistant.id,
+    )

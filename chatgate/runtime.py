@@ -1,0 +1,128 @@
+"""The runtime: every long-lived part of a chatgate process, built once from settings and closed
+in reverse order of opening (an `AsyncExitStack`, so a start that fails half-way closes what it
+had opened). The API's lifespan (`main.py`), the queue worker (`worker.py`), the completions lane
+and the probes use the same runtime; code below it gets a part by its type (`core/parts.py`).
+
+A new long-lived part (an embedder, a key ring, a stream bus…) is a field here, opened in
+`open_runtime` with its closing pushed on the stack right after it opens."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+
+from chatgate.assistants.service import AssistantCatalog
+from chatgate.auth.keys import ApiKeys
+from chatgate.auth.service import Authenticator
+from chatgate.cache.service import AnswerCache
+from chatgate.chat.answers import AnswerWriter
+from chatgate.chat.turns import TurnManager
+from chatgate.core.config import Settings
+from chatgate.core.db import Database
+from chatgate.core.redis import connect_redis
+from chatgate.observability.metrics import forget_this_process
+from chatgate.observability.probes import watch_pool
+from chatgate.observability.tracing import Tracing
+from chatgate.providers.registry import ProviderRegistry
+from chatgate.ratelimit.service import RateLimiter
+from chatgate.tasks.queue import TaskQueue
+
+T = TypeVar("T")
+log = logging.getLogger("chatgate")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """A process's parts. Optional ones are None where the settings leave them out."""
+
+    settings: Settings
+    database: Database
+    redis: Redis | None
+    limiter: RateLimiter
+    tracing: Tracing | None
+    providers: ProviderRegistry
+    catalog: AssistantCatalog
+    api_keys: ApiKeys
+    authenticator: Authenticator
+    cache: AnswerCache | None
+    queue: TaskQueue | None
+    turns: TurnManager
+    _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = (getattr(self, f.name) for f in dataclasses.fields(self) if f.init)
+        by_type = {type(p): p for p in parts if p is not None}
+        object.__setattr__(self, "_by_type", by_type)
+
+    def get(self, kind: type[T]) -> T:
+        part = self.find(kind)
+        if part is None:
+            raise LookupError(f"this process has no {kind.__name__}")
+        return part
+
+    def find(self, kind: type[T]) -> T | None:
+        part: T | None = self._by_type.get(kind)
+        return part
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    limiter: RateLimiter | None = None,
+    tracing: Tracing | None = None,
+) -> AsyncIterator[Runtime]:
+    """Opens every part. `limiter` and `tracing` come from the API's app factory, whose front
+    door and request spans are assembled before any lifespan runs; the worker passes neither and
+    gets its own. Either way the runtime closes them."""
+    async with AsyncExitStack() as stack:
+        stack.callback(forget_this_process)
+        if tracing is not None:
+            stack.push_async_callback(asyncio.to_thread, tracing.shutdown)
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        if redis is not None:
+            stack.push_async_callback(redis.aclose)
+        database = Database(settings.database_url, pool_size=settings.database_pool_size)
+        stack.push_async_callback(database.close)
+        stack.callback(watch_pool(database.engine))
+        if tracing is not None:
+            tracing.instrument_database(database.engine)
+        limiter = limiter or RateLimiter(settings.rate_limits, settings.redis_url)
+        providers = ProviderRegistry(settings.providers, redis=redis)
+        await providers.start()
+        stack.push_async_callback(providers.close)
+        api_keys = ApiKeys(database=database, redis=redis)
+        authenticator = Authenticator(settings, api_keys)
+        await authenticator.start()
+        stack.push_async_callback(authenticator.close)
+        queue = (
+            await TaskQueue.connect(settings.redis_url, queue_name=settings.task_queue)
+            if settings.redis_url
+            else None
+        )
+        if queue is not None:
+            stack.push_async_callback(queue.close)
+        cache = AnswerCache.build(settings, redis)
+        writer = AnswerWriter(
+            database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
+        )
+        turns = TurnManager(
+            database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
+            cache=cache,
+        )  # fmt: skip
+        stack.push_async_callback(turns.shutdown)
+        catalog = AssistantCatalog(
+            database=database, redis=redis, provider_ids={p.id for p in settings.providers}
+        )
+        yield Runtime(
+            settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
+            providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
+            cache=cache, queue=queue, turns=turns,
+        )  # fmt: skip
