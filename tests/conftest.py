@@ -28,6 +28,7 @@ from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
 
 JWT_SECRET = "test-secret-" + "x" * 40
+JWT_AUDIENCE = "chatgate-tests"  # the `aud` every test token carries and every gateway expects
 PG_ADMIN_URL = os.environ.get("CHATGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -94,6 +95,7 @@ def settings_for(database_url: str, double_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "auth_mode": "jwt",
         "jwt_secret": JWT_SECRET,
+        "jwt_audience": JWT_AUDIENCE,
         "stream_flush_seconds": 0.2,
         "max_content_chars": 2000,
         # Generous limits for ordinary tests; tests/ratelimit sets tight ones on purpose.
@@ -165,7 +167,7 @@ def gateway(database_url: str, openai_double: Double) -> Iterator[Gateway]:
 def make_token(
     user_id: str, *, admin: bool = False, secret: str = JWT_SECRET, ttl: int = 600
 ) -> str:
-    claims: dict[str, Any] = {"sub": user_id, "exp": int(time.time()) + ttl}
+    claims: dict[str, Any] = {"sub": user_id, "exp": int(time.time()) + ttl, "aud": JWT_AUDIENCE}
     if admin:
         claims["role"] = "admin"
     return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from chatgate.auth.models import ApiKey
+
+# C0 and C1 control characters, DEL among them. NUL is refused by PostgreSQL's text type (a 500
+# before this check); none of them belongs in an id that logs and audit events show.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+USER_ID_RULE = "1 to 255 characters, none of them a control character"
+
+
+def is_valid_user_id(value: str) -> bool:
+    return 0 < len(value) <= 255 and _CONTROL.search(value) is None
 
 
 class KeyCreate(BaseModel):
@@ -19,6 +29,13 @@ class KeyCreate(BaseModel):
     @classmethod
     def _networks(cls, cidrs: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(c, strict=False)) for c in cidrs]
+
+    @field_validator("user_id")
+    @classmethod
+    def _usable_user_id(cls, user_id: str | None) -> str | None:
+        if user_id is not None and not is_valid_user_id(user_id):
+            raise ValueError(f"a user_id is {USER_ID_RULE}")
+        return user_id
 
     @model_validator(mode="after")
     def _user_key_names_its_user(self) -> KeyCreate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ import aiohttp
 import jwt
 
 from chatgate.auth.keys import ApiKeys, is_api_key
+from chatgate.auth.schemas import USER_ID_RULE, is_valid_user_id
 from chatgate.core.config import Settings
-from chatgate.core.errors import Forbidden, Unauthorized
+from chatgate.core.errors import BadRequest, Forbidden, Unauthorized
 from chatgate.core.network import in_networks, networks
 
 log = logging.getLogger("chatgate.auth")
@@ -42,15 +44,21 @@ LOCAL_USER = User(id="local", is_admin=True)
 
 
 def acting_user(caller: User, end_user: str | None) -> User:
-    """The end user a call is made for: the caller, or whom a service key or an admin names."""
-    if end_user is None or end_user == caller.id:
+    """The end user a call is made for: the caller, or whom a service key or an admin names
+    (in `X-Chatgate-User`, or a body's `user_id`/`user`)."""
+    if end_user is None:
+        return caller
+    if not is_valid_user_id(end_user):
+        raise BadRequest(f"the end user's id must be {USER_ID_RULE}", code="invalid_end_user")
+    if end_user == caller.id:
         return caller
     if not (caller.is_service or caller.is_admin):
         raise Forbidden(
             "only service keys and admins may act for another user",
             code="acting_for_user_forbidden",
         )
-    return User(id=end_user, key_id=caller.key_id)
+    # Still a service key's call: it may record what only trusted back ends may (POST /v1/history).
+    return User(id=end_user, key_id=caller.key_id, is_service=caller.is_service)
 
 
 def _is_admin(claims: dict[str, Any]) -> bool:
@@ -64,6 +72,8 @@ class JwksKeys:
     def __init__(self, url: str) -> None:
         self._url = url
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._document: list[Any] | None = None  # the keys as last fetched, to see a change
+        self.generation = 0  # counts changes of the keys once they were first fetched
         # Never fetched: the first lookup fetches, even on a machine up for less than the floor.
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -92,6 +102,12 @@ class JwksKeys:
             return self._keys.get(kid)
         return next(iter(self._keys.values()), None) if len(self._keys) == 1 else None
 
+    async def refresh(self) -> None:
+        """Fetches the keys again. When the key server cannot be reached, the keys known stay
+        trusted."""
+        async with self._lock:
+            await self._refresh()
+
     async def _refresh(self) -> None:
         assert self._http is not None
         self._fetched_at = time.monotonic()
@@ -104,6 +120,9 @@ class JwksKeys:
             log.warning("could not fetch JWKS from %s: %s", self._url, exc)
             return
         self._keys = {k.key_id or f"#{i}": k for i, k in enumerate(keyset.keys)}
+        if self._document is not None and document.get("keys") != self._document:
+            self.generation += 1
+        self._document = document.get("keys")
 
 
 class Authenticator:
@@ -113,16 +132,37 @@ class Authenticator:
         self._verified: dict[str, tuple[User, float]] = {}
         self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._audience = settings.jwt_audience
+        # Settings refuse jwt mode with neither an audience nor jwt_verify_audience=false.
+        self._audience = settings.jwt_audience if settings.jwt_verify_audience else None
         self._issuer = settings.jwt_issuer
+        self._refresh_seconds = settings.jwks_refresh_seconds
+        self._refresher: asyncio.Task[None] | None = None
+        self._keys_generation = 0  # of the JWKS that verified the tokens in `_verified`
 
     async def start(self) -> None:
         if self._jwks:
             await self._jwks.start()
+            if self.mode == "jwt":
+                self._refresher = asyncio.create_task(self._refresh_jwks(), name="jwks-refresh")
 
     async def close(self) -> None:
+        if self._refresher:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         if self._jwks:
             await self._jwks.close()
+
+    async def _refresh_jwks(self) -> None:
+        """Fetches the JWKS on a timer, so that a key the identity provider withdrew stops being
+        trusted (`authenticate` then verifies remembered tokens again)."""
+        assert self._jwks is not None
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                await self._jwks.refresh()
+            except Exception:  # the timer must outlive any one failed refresh
+                log.exception("JWKS refresh failed")
 
     async def authenticate(self, authorization: str | None, client_ip: str = "") -> User:
         if self.mode == "none":
@@ -137,19 +177,26 @@ class Authenticator:
         if is_api_key(token.strip()):
             return await self._key_user(token.strip(), client_ip)
         token = token.strip()
+        generation = self._jwks.generation if self._jwks else 0
+        if generation != self._keys_generation:
+            self._verified.clear()  # some may have been signed with a key since withdrawn
+            self._keys_generation = generation
         known = self._verified.get(token)
         if known is not None and known[1] > time.time():
             return known[0]
         claims = await self._verify(token)
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject or len(subject) > 255:
-            raise Unauthorized("the token has no usable 'sub' claim", code="invalid_token")
+        if not isinstance(subject, str) or not is_valid_user_id(subject):
+            raise Unauthorized(
+                f"the token's 'sub' claim must be {USER_ID_RULE}", code="invalid_token"
+            )
         user = User(id=subject, is_admin=_is_admin(claims))
         # A verified token stays valid until it expires: checking its signature again on every
         # request cost a tenth of the gateway's CPU per request.
         if len(self._verified) >= VERIFIED_CACHE_LIMIT:
             self._verified.clear()
-        self._verified[token] = (user, float(claims["exp"]))
+        if generation == (self._jwks.generation if self._jwks else 0):
+            self._verified[token] = (user, float(claims["exp"]))
         return user
 
     async def _key_user(self, secret: str, client_ip: str) -> User:
@@ -164,7 +211,7 @@ class Authenticator:
 
     async def _verify(self, token: str) -> dict[str, Any]:
         options: jwt.types.Options = {
-            "require": ["sub", "exp"],
+            "require": ["sub", "exp", *(["aud"] if self._audience else [])],
             "verify_aud": self._audience is not None,
         }
         try:

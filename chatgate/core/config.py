@@ -174,8 +174,18 @@ class Settings(BaseSettings):
     auth_mode: Literal["none", "jwt"] = "none"
     jwt_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
+    jwt_audience: str | None = Field(
+        None, description="the `aud` chatgate's tokens must carry; required in auth mode jwt"
+    )
+    jwt_verify_audience: bool = Field(
+        True, description="false accepts tokens made for any audience (another application of "
+        "the same identity provider included): only for a provider that cannot set `aud`",
+    )  # fmt: skip
+    jwt_issuer: str | None = Field(None, description="the `iss` tokens must carry; unset = any")
+    jwks_refresh_seconds: float = Field(
+        300.0, ge=1, description="how often the JWKS is fetched again, so a withdrawn key stops "
+        "being trusted",
+    )  # fmt: skip
     max_content_chars: int = Field(32_000, ge=1, description="longest message text accepted")
     stream_flush_seconds: float = Field(
         1.0, gt=0, description="how often a streaming answer's text is saved while it grows"
@@ -224,6 +234,16 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.auth_mode == "jwt" and not (self.jwt_secret or self.jwt_jwks_url):
             raise ValueError("auth mode jwt needs CHATGATE_JWT_SECRET or CHATGATE_JWT_JWKS_URL")
+        if self.auth_mode == "jwt" and self.jwt_verify_audience and not self.jwt_audience:
+            raise ValueError(
+                "auth mode jwt needs CHATGATE_JWT_AUDIENCE (the `aud` your identity provider "
+                "puts in tokens meant for chatgate), or CHATGATE_JWT_VERIFY_AUDIENCE=false to "
+                "accept tokens made for any application"
+            )
+        if self.jwt_audience and not self.jwt_verify_audience:
+            raise ValueError(
+                "CHATGATE_JWT_AUDIENCE is set but CHATGATE_JWT_VERIFY_AUDIENCE is false: choose one"
+            )
         provider_ids = [p.id for p in self.providers]
         if len(set(provider_ids)) != len(provider_ids):
             raise ValueError("provider ids must be unique")

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.warnings import InsecureKeyLengthWarning
 
 from tests.conftest import (
+    JWT_AUDIENCE,
     JWT_SECRET,
     Caller,
     Double,
@@ -33,7 +34,7 @@ from tests.runner import run_chatgate
 
 
 def claims(sub: str, **extra: Any) -> dict[str, Any]:
-    return {"sub": sub, "exp": int(time.time()) + 600, **extra}
+    return {"sub": sub, "exp": int(time.time()) + 600, "aud": JWT_AUDIENCE, **extra}
 
 
 def hs512_with_the_right_secret() -> str:
@@ -96,6 +97,18 @@ async def test_expired_token_is_401_token_expired(gateway: Gateway) -> None:
 )
 async def test_tokens_that_prove_nothing_are_401(gateway: Gateway, token: str) -> None:
     assert_error(await get_sessions(gateway.url, f"Bearer {token}"), 401, "invalid_token")
+
+
+async def test_a_token_for_another_application_is_401(gateway: Gateway) -> None:
+    """The identity provider's tokens for other applications (another `aud`, or none) prove
+    nothing to chatgate: the audience is checked by default in jwt mode."""
+    for token in (
+        jwt.encode(claims("alice", aud="another-app"), JWT_SECRET),
+        jwt.encode({k: v for k, v in claims("alice").items() if k != "aud"}, JWT_SECRET),
+    ):
+        assert_error(await get_sessions(gateway.url, f"Bearer {token}"), 401, "invalid_token")
+    several = jwt.encode(claims("alice", aud=["another-app", JWT_AUDIENCE]), JWT_SECRET)
+    assert (await get_sessions(gateway.url, f"Bearer {several}")).status_code == 200
 
 
 async def test_the_user_is_the_tokens_subject(gateway: Gateway) -> None:

@@ -143,9 +143,31 @@ def test_the_jwt_secret_never_shows_in_a_repr(monkeypatch: pytest.MonkeyPatch) -
     secret = "s" * 40
     monkeypatch.setenv("CHATGATE_AUTH_MODE", "jwt")
     monkeypatch.setenv("CHATGATE_JWT_SECRET", secret)
+    monkeypatch.setenv("CHATGATE_JWT_AUDIENCE", "chatgate")
     settings = load_settings()
     assert settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == secret
     assert secret not in repr(settings) and secret not in str(settings.model_dump())
+
+
+def test_jwt_mode_checks_the_audience_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHATGATE_AUTH_MODE", "jwt")
+    monkeypatch.setenv("CHATGATE_JWT_SECRET", "s" * 40)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "CHATGATE_JWT_AUDIENCE" in str(caught.value)
+    assert "CHATGATE_JWT_VERIFY_AUDIENCE=false" in str(caught.value)
+    monkeypatch.setenv("CHATGATE_JWT_AUDIENCE", "chatgate")
+    settings = load_settings()
+    assert (settings.jwt_audience, settings.jwt_verify_audience) == ("chatgate", True)
+    monkeypatch.setenv("CHATGATE_JWT_VERIFY_AUDIENCE", "false")
+    with pytest.raises(ConfigError, match="choose one"):
+        load_settings()
+    monkeypatch.delenv("CHATGATE_JWT_AUDIENCE")
+    assert load_settings().jwt_verify_audience is False
+    # Mode none needs neither.
+    monkeypatch.setenv("CHATGATE_AUTH_MODE", "none")
+    monkeypatch.delenv("CHATGATE_JWT_VERIFY_AUDIENCE")
+    assert load_settings().jwt_audience is None
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
-from tests.conftest import JWT_SECRET, Caller, make_token, parse_sse
+from tests.conftest import JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
 from tests.doubles.anthropic_api import AnthropicDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
@@ -65,6 +65,7 @@ def anthropic_gateway(
             database_url=database_url,
             auth_mode="jwt",
             jwt_secret=JWT_SECRET,
+            jwt_audience=JWT_AUDIENCE,
             stream_flush_seconds=0.2,
             providers=[
                 anthropic_provider("anthropic", url),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
-from tests.conftest import JWT_SECRET, Caller, make_token, parse_sse
+from tests.conftest import JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
 from tests.doubles.dify_api import REPLACEMENT, DifyDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
@@ -61,6 +61,7 @@ def dify_gateway(
             database_url=database_url,
             auth_mode="jwt",
             jwt_secret=JWT_SECRET,
+            jwt_audience=JWT_AUDIENCE,
             stream_flush_seconds=0.2,
             providers=[
                 dify_provider("dify", url),

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from chatgate.core.config import AssistantConfig, Settings
-from tests.conftest import JWT_SECRET, ROOT, Double, double_provider
+from tests.conftest import JWT_AUDIENCE, JWT_SECRET, ROOT, Double, double_provider
 from tests.runner import run_chatgate
 
 CHROMIUM = Path(os.environ.get("CHATGATE_CHROMIUM", "/usr/bin/chromium"))
@@ -108,7 +108,11 @@ def jwt_gateway(
 ) -> Iterator[WebGateway]:
     path = tmp_path_factory.mktemp("web-jwt") / "chatgate.db"
     settings = web_settings(
-        f"sqlite+aiosqlite:///{path}", openai_double.url, auth_mode="jwt", jwt_secret=JWT_SECRET
+        f"sqlite+aiosqlite:///{path}",
+        openai_double.url,
+        auth_mode="jwt",
+        jwt_secret=JWT_SECRET,
+        jwt_audience=JWT_AUDIENCE,
     )
     with run_chatgate(settings) as url:
         yield WebGateway(url=url, settings=settings, double=openai_double)
