@@ -6,15 +6,19 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from chatgate.cache.service import CacheDirective, CachePlan, directive_from_header
+from chatgate.auth.deps import CurrentUser
+from chatgate.cache.service import CacheDirective, CachePlan, directive_for, directive_from_header
 
 
-async def _cache_directive(cache_control: Annotated[str | None, Header()] = None) -> CacheDirective:
-    return directive_from_header(cache_control)
+async def _cache_directive(
+    user: CurrentUser, cache_control: Annotated[str | None, Header()] = None
+) -> CacheDirective:
+    return directive_for(directive_from_header(cache_control), admin=user.is_admin)
 
 
-# `Cache-Control: no-cache` asks for a fresh answer (which then refreshes the cache);
-# `no-store` also keeps the answer out of it.
+# `Cache-Control: no-cache` asks for a fresh answer, which refreshes the shared entry when an
+# admin asks (anyone else's is theirs alone: neither looked up nor stored); `no-store` keeps the
+# answer out of the cache.
 CacheControl = Annotated[CacheDirective, Depends(_cache_directive)]
 
 

@@ -1,5 +1,9 @@
-"""The form of a question its cache key is made from: the same question typed differently gives
-the same form, a different question never does.
+"""The form of a question as a person reads it: the same question typed differently gives the
+same form, a different question never does.
+
+It is not the cache key: an engine reads every character it is sent, invisible ones and quotes
+included, so a cached answer is keyed by the exact text (see cache.service). The cache uses the
+form only to leave out questions that say nothing at all (the form is empty).
 
 What is folded: width and compatibility forms (NFKC: full-width Latin, digits and punctuation,
 the ideographic space), case (casefold), runs of whitespace, invisible format characters, the

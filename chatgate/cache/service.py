@@ -2,16 +2,22 @@
 answered before by the same assistant, at the same version, with the same model, is answered
 from the cache instead of the engine.
 
-The key is the hash of the question's normalised form with the assistant id, its version and
-its model, under a scope naming the database (assistant versions count per database, so two
-deployments sharing one Redis never see each other's answers). An assistant edit bumps its
-version: later questions miss at once, and the old entries, which nothing can reach any more,
-expire with their TTL.
+The key is the hash of the question exactly as the engine receives it (no folding of case,
+width, spacing, quotes or invisible characters: a model reads all of them, so two texts that
+differ in any of them are two inputs) with the assistant id, its version (which covers the
+system prompt and every engine setting) and its model, under a scope naming the database
+(assistant versions count per database, so two deployments sharing one Redis never see each
+other's answers). An assistant edit bumps its version: later questions miss at once, and the old
+entries, which nothing can reach any more, expire with their TTL.
 
 Only answers the assistant's own engine wrote whole for the question as asked are stored: not a
 failed or stopped answer, not one from a fallback engine or the canned fallback text, and not
-one whose question a guard rewrote (masked) or sent to another engine. The cache is an
-optimisation, so a broken Redis makes every question a miss, never a failure.
+one whose question a guard rewrote (masked) or sent to another engine. Nothing personal is ever
+in it: a question or an answer in which the guards' detector finds personal data of any kind is
+neither looked up nor stored, whatever the assistant's guard policy. An entry is written only
+where there is none, except by a refresh, which only an admin's `Cache-Control: no-cache` is
+(`directive_for`). The cache is an optimisation, so a broken Redis makes every question a miss,
+never a failure.
 """
 
 from __future__ import annotations
@@ -30,17 +36,21 @@ from chatgate.cache.normalize import normalize_question, question_digest
 from chatgate.cache.store import AnswerStore, MemoryAnswerStore, RedisAnswerStore
 from chatgate.core.config import AssistantConfig, Settings
 from chatgate.core.policies import CacheSettings
+from chatgate.guards.pii import find_pii
+from chatgate.guards.service import OFF_LOOP_CHARS
 from chatgate.observability import metrics
 from chatgate.observability.requests import request_stats
 from chatgate.observability.tracing import cache_span
 
 log = logging.getLogger("chatgate.cache")
 
-# `use` looks up and stores; `refresh` (Cache-Control: no-cache) skips the lookup and stores
-# the fresh answer; `skip` (no-store) does neither.
+# `use` looks up and stores where there is no entry; `refresh` (an admin's Cache-Control:
+# no-cache) skips the lookup and replaces the entry; `skip` (no-store, or anyone else's
+# no-cache) does neither.
 CacheDirective = Literal["use", "refresh", "skip"]
 CacheResult = Literal["hit", "miss", "bypass"]
-KEY_PREFIX = "chatgate:answers:v1"
+# v2: keyed by the exact text (v1 entries, keyed by a folded form, may hold another input's answer).
+KEY_PREFIX = "chatgate:answers:v2"
 # FAQ questions are short; a long text is a document, unlikely to come again word for word.
 MAX_QUESTION_CHARS = 2000
 # A slow Redis must not slow questions down more than this before they go to the engine.
@@ -79,6 +89,12 @@ class CachePlan:
     def hit(self) -> bool:
         return self.text is not None
 
+    @property
+    def replaces(self) -> bool:
+        """A refresh (only an admin's gets this far, see `directive_for`): the fresh answer
+        replaces the shared entry; any other store leaves an existing entry as it is."""
+        return self.result == "bypass" and self.store
+
 
 def database_scope(database_url: str) -> str:
     """A short name for the database (its password left out, so rotating it keeps the cache)."""
@@ -94,6 +110,21 @@ def directive_from_header(cache_control: str | None) -> CacheDirective:
     if "no-cache" in tokens or "max-age=0" in tokens:
         return "refresh"
     return "use"
+
+
+def directive_for(directive: CacheDirective, *, admin: bool) -> CacheDirective:
+    """What a caller's directive may do to the shared cache: only an admin's refresh overwrites
+    an entry everyone is answered from; anyone else's asks the engine for themselves alone
+    (no lookup, nothing stored)."""
+    return "skip" if directive == "refresh" and not admin else directive
+
+
+async def is_personal(text: str) -> bool:
+    """Whether the guards' detector finds personal data of any kind in the text, whatever an
+    assistant's guard policy: such a text is nobody else's answer or question."""
+    if len(text) < OFF_LOOP_CHARS:
+        return bool(find_pii(text))
+    return bool(await asyncio.to_thread(find_pii, text))
 
 
 class AnswerCache:
@@ -129,8 +160,9 @@ class AnswerCache:
             own_memory_providers=own_memory,
         )
 
-    def key(self, *, assistant_id: str, version: int, model: str, normalized: str) -> str:
-        digest = question_digest(normalized)
+    def key(self, *, assistant_id: str, version: int, model: str, sent: str) -> str:
+        """`sent`: the question exactly as the engine receives it."""
+        digest = question_digest(sent)
         return f"{KEY_PREFIX}:{self._scope}:{assistant_id}:{version}:{model}:{digest}"
 
     async def consult(
@@ -151,14 +183,13 @@ class AnswerCache:
             or len(question) > MAX_QUESTION_CHARS
         ):
             return None
-        normalized = normalize_question(question)
-        if not normalized:
+        # A question that says nothing (punctuation, invisible characters) is not worth an entry.
+        if not normalize_question(question) or await is_personal(question):
             return None
         plan = CachePlan(
             result="bypass",
             key=self.key(
-                assistant_id=assistant.id, version=version, model=assistant.model,
-                normalized=normalized,
+                assistant_id=assistant.id, version=version, model=assistant.model, sent=question
             ),
             question=question,
             provider_id=provider_id,
@@ -190,10 +221,11 @@ class AnswerCache:
             or provider_id != plan.provider_id
             or sent_question != plan.question
             or (plan.fallback_answer and answer.content.strip() == plan.fallback_answer.strip())
+            or await is_personal(answer.content)
         ):
             return
         with cache_span("put"):
-            await self._put(plan.key, answer.content)
+            await self._put(plan.key, answer.content, replace=plan.replaces)
 
     async def _get(self, key: str) -> str | None:
         try:
@@ -203,9 +235,9 @@ class AnswerCache:
             log.warning("answer cache lookup failed: %s", exc)
             return None
 
-    async def _put(self, key: str, text: str) -> None:
+    async def _put(self, key: str, text: str, *, replace: bool) -> None:
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
-                await self._store.put(key, text)
+                await self._store.put(key, text, replace=replace)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("answer cache store failed: %s", exc)

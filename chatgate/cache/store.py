@@ -1,6 +1,8 @@
 """Where cached answers live: Redis, shared by every process, or this process's memory.
 
-Both backends keep an entry for a fixed time to live; the in-process one also keeps at most
+An entry already there stays until it expires, unless a put says `replace` (an admin's refresh):
+whoever asks first fills an entry, nobody else's answer takes its place. Both backends keep an
+entry for a fixed time to live; the in-process one also keeps at most
 `max_entries`, dropping the least recently used (Redis is bounded by the TTL and its own
 maxmemory policy).
 """
@@ -18,7 +20,7 @@ from redis.asyncio import Redis
 class AnswerStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
-    async def put(self, key: str, text: str) -> None: ...
+    async def put(self, key: str, text: str, *, replace: bool = False) -> None: ...
 
 
 class RedisAnswerStore:
@@ -32,8 +34,8 @@ class RedisAnswerStore:
             return None
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
-    async def put(self, key: str, text: str) -> None:
-        await self._redis.set(key, text.encode("utf-8"), px=self._ttl_ms)
+    async def put(self, key: str, text: str, *, replace: bool = False) -> None:
+        await self._redis.set(key, text.encode("utf-8"), px=self._ttl_ms, nx=not replace)
 
 
 class MemoryAnswerStore:
@@ -69,7 +71,9 @@ class MemoryAnswerStore:
         self._entries.move_to_end(key)
         return text
 
-    async def put(self, key: str, text: str) -> None:
+    async def put(self, key: str, text: str, *, replace: bool = False) -> None:
+        if not replace and await self.get(key) is not None:
+            return
         self._entries[key] = (self._clock() + self._ttl, text)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:

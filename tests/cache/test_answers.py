@@ -18,8 +18,9 @@ async def test_a_repeated_question_is_answered_from_the_cache(
     assert first.headers["x-cache"] == "miss" and first.json()["cached"] is False
     assert engine.count == 1
 
-    # Another user, another way of typing it: case, width, spacing, punctuation.
-    variant = question.upper().replace("?", "？").replace(" ", "  ")
+    # Another user, the same text: the engine would have received the same input. (Another way
+    # of typing it is another input: see test_poisoning.py.)
+    variant = question
     second = await qa(dave, variant)
     assert engine.count == 1
     assert second.headers["x-cache"] == "hit"
@@ -44,7 +45,7 @@ async def test_a_sessions_first_question_hits_and_later_ones_never_use_the_cache
     question = unique("how do I track my parcel")
     _, miss = await first_message(carol, question)
     assert miss.headers["x-cache"] == "miss"
-    session, hit = await first_message(carol, question + "!")
+    session, hit = await first_message(carol, question)
     assert hit.status_code == 200 and hit.headers["x-cache"] == "hit"
     assert hit.json()["message"]["cached"] is True
     assert hit.json()["message"]["content"] == miss.json()["message"]["content"]
@@ -61,7 +62,7 @@ async def test_a_sessions_first_question_hits_and_later_ones_never_use_the_cache
     # ... and it sees the cached exchange as the conversation so far.
     assert engine.last_sent() == [
         "Echo the user.",
-        question + "!",
+        question,
         miss.json()["message"]["content"],
         question,
     ]
@@ -98,15 +99,20 @@ async def test_streaming_and_async_hits(carol: Caller, engine: EngineCalls) -> N
 
 
 async def test_no_cache_asks_the_engine_and_refreshes_the_entry(
-    carol: Caller, engine: EngineCalls
+    carol: Caller, admin: httpx.AsyncClient, engine: EngineCalls
 ) -> None:
     question = unique("Where is my refund")
     await qa(carol, question)
-    fresh = await qa(carol, question + "?!", headers={"Cache-Control": "no-cache"})
+    # An admin's refresh (anyone else's leaves the entry: test_poisoning.py, which also shows
+    # the entry replaced by an answer other than the one it held).
+    fresh = await admin.post(
+        "/v1/qa", json={"question": question, "assistant_id": "echo"},
+        headers={"Cache-Control": "no-cache"},
+    )  # fmt: skip
     assert fresh.headers["x-cache"] == "bypass" and fresh.json()["cached"] is False
     assert engine.count == 2
-    # The fresh answer replaced the entry (the double echoes, so it tells which one it is).
-    hit = await qa(carol, question.upper())
+    # The fresh answer is in the entry.
+    hit = await qa(carol, question)
     assert hit.headers["x-cache"] == "hit" and hit.json()["answer"] == fresh.json()["answer"]
     assert engine.count == 2
 

@@ -41,7 +41,7 @@ async def test_two_processes_share_entries_and_edits_through_redis(
         assert (await qa(on_first, question, assistant_id=assistant_id)).headers[
             "x-cache"
         ] == "miss"
-        hit = await qa(on_second, question.lower(), assistant_id=assistant_id)
+        hit = await qa(on_second, question, assistant_id=assistant_id)
         assert hit.headers["x-cache"] == "hit" and hit.json()["cached"] is True
         assert engine.count == 1
 

@@ -10,8 +10,13 @@ import pytest
 from redis.asyncio import Redis
 
 from chatgate.assistants.schemas import Assistant
-from chatgate.cache.service import AnswerCache, database_scope, directive_from_header
-from chatgate.cache.store import MemoryAnswerStore, RedisAnswerStore
+from chatgate.cache.service import (
+    AnswerCache,
+    database_scope,
+    directive_for,
+    directive_from_header,
+)
+from chatgate.cache.store import AnswerStore, MemoryAnswerStore, RedisAnswerStore
 from chatgate.chat.models import Message
 from tests.cache.conftest import REDIS_URL
 
@@ -97,7 +102,7 @@ async def test_only_whole_answers_of_the_assistants_own_engine_are_stored(
     plan = await cache.consult(assistant=faq, provider_id="double", question="q?")
     assert plan is not None
     await cache.remember(plan, sent_question="q?", provider_id="double", answer=answer("fine"))
-    hit = await cache.consult(assistant=faq, provider_id="double", question="Q")
+    hit = await cache.consult(assistant=faq, provider_id="double", question="q?")
     assert hit is not None and hit.result == "hit" and hit.text == "fine"
 
 
@@ -115,14 +120,11 @@ async def test_the_cache_stays_out_where_it_does_not_apply(cache: AnswerCache) -
 
 async def test_keys_name_the_assistant_version_model_and_database(cache: AnswerCache) -> None:
     def key(**changes: object) -> str:
-        values = {"assistant_id": "faq", "version": 3, "model": "m1", "normalized": "q", **changes}
+        values = {"assistant_id": "faq", "version": 3, "model": "m1", "sent": "q", **changes}
         return cache.key(**values)  # type: ignore[arg-type]
 
-    assert (
-        len({key(), key(version=4), key(model="m2"), key(assistant_id="x"), key(normalized="r")})
-        == 5
-    )
-    assert key().startswith("chatgate:answers:v1:")
+    assert len({key(), key(version=4), key(model="m2"), key(assistant_id="x"), key(sent="r")}) == 5
+    assert key().startswith("chatgate:answers:v2:")
     assert database_scope("postgresql+asyncpg://u:one@db/x") == database_scope(
         "postgresql+asyncpg://u:two@db/x"
     )
@@ -148,3 +150,42 @@ def test_cache_control_directives() -> None:
     assert directive_from_header("No-Cache") == "refresh"
     assert directive_from_header("max-age=0") == "refresh"
     assert directive_from_header("no-cache, no-store") == "skip"
+
+
+def test_only_an_admins_refresh_stays_a_refresh() -> None:
+    assert directive_for("refresh", admin=True) == "refresh"
+    assert directive_for("refresh", admin=False) == "skip"
+    for directive in ("use", "skip"):
+        assert directive_for(directive, admin=False) == directive
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_an_entry_is_replaced_only_on_purpose(backend: str) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    store: AnswerStore = (
+        RedisAnswerStore(redis, ttl_seconds=30)
+        if backend == "redis"
+        else MemoryAnswerStore(ttl_seconds=30, max_entries=10)
+    )
+    key = f"chatgate-test:answer:{secrets.token_hex(4)}"
+    try:
+        await store.put(key, "first")
+        await store.put(key, "second")
+        assert await store.get(key) == "first"
+        await store.put(key, "third", replace=True)
+        assert await store.get(key) == "third"
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_nothing_personal_is_looked_up_or_stored(cache: AnswerCache) -> None:
+    faq = assistant()  # its guards are off
+    for question in ["call me on 138 1234 5678", "mail a@example.com the invoice"]:
+        assert await cache.consult(assistant=faq, provider_id="double", question=question) is None
+    plan = await cache.consult(assistant=faq, provider_id="double", question="hotline?")
+    assert plan is not None
+    personal = answer("Ask Li: 13812345678 or li@example.com")
+    await cache.remember(plan, sent_question="hotline?", provider_id="double", answer=personal)
+    again = await cache.consult(assistant=faq, provider_id="double", question="hotline?")
+    assert again is not None and again.result == "miss"
