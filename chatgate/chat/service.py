@@ -16,7 +16,7 @@ from chatgate.auth.service import User
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.schemas import MessageOut
 from chatgate.core.config import Settings
-from chatgate.core.errors import BadRequest, Conflict, NotFound, TooLarge
+from chatgate.core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from chatgate.core.time import utcnow
 
 TITLE_LENGTH = 60
@@ -228,6 +228,16 @@ def bump_session(session_id: uuid.UUID, *, added: int, title: str | None = None)
     if title:
         values["title"] = func.coalesce(func.nullif(ChatSession.title, ""), title)
     return update(ChatSession).where(ChatSession.id == session_id).values(**values)
+
+
+def check_recorded_role(user: User, role: str) -> None:
+    """A recorded system or assistant message is replayed to the engine as the assistant's own
+    words or instructions: only admins and service keys (trusted back ends) may record one."""
+    if role != "user" and not (user.is_admin or user.is_service):
+        raise Forbidden(
+            f"only admins and service keys may record {role} messages; record a user message",
+            code="role_not_allowed",
+        )
 
 
 async def append_message(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,6 +28,7 @@ from chatgate.providers.base import (
     Usage,
 )
 from chatgate.providers.fallback import Provenance
+from chatgate.ratelimit.service import RateLimiter
 
 
 async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistant:
@@ -37,17 +40,15 @@ async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistan
 
 def completion_request(
     body: ChatCompletionRequest, *, assistant: Assistant, provider: Provider, user: User
-) -> CompletionRequest:
-    """The assistant's system prompt first, then the newest whole client messages that fit."""
+) -> tuple[CompletionRequest, int]:
+    """The assistant's system prompt first, then the newest whole client messages that fit;
+    and the tokens of that prompt."""
     turns = [
         ChatTurn("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
     ]
-    room = (
-        assistant.max_context_tokens
-        - assistant.max_answer_tokens
-        - provider.count_tokens(assistant.system_prompt)
-        - MESSAGE_OVERHEAD
-    )
+    fixed = provider.count_tokens(assistant.system_prompt) + MESSAGE_OVERHEAD
+    room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
+    start = room
     kept: list[ChatTurn] = []
     for turn in reversed(turns):
         cost = provider.count_tokens(turn.content) + MESSAGE_OVERHEAD
@@ -65,7 +66,7 @@ def completion_request(
     kept.reverse()
     system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
     wanted = body.max_completion_tokens or body.max_tokens or assistant.max_answer_tokens
-    return CompletionRequest(
+    request = CompletionRequest(
         model=assistant.model,
         messages=[*system, *kept],
         max_tokens=min(wanted, assistant.max_answer_tokens),
@@ -74,13 +75,41 @@ def completion_request(
         trace_id=current_trace_id() or None,
         stream=body.stream,
     )
+    return request, fixed + start - room
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMeter:
+    """The user's tokens-per-minute limit with this assistant, as the session route keeps it:
+    checked before the engine is called, charged with what the call used after."""
+
+    limiter: RateLimiter
+    provider: Provider
+    user: str
+    assistant: str
+    prompt_tokens: int
+
+    async def admit(self) -> None:
+        # The client sends the whole conversation each time: all of it is the estimate.
+        await self.limiter.check_tokens(
+            user=self.user, assistant=self.assistant, estimate=self.prompt_tokens
+        )
+
+    async def charge(self, usage: Usage, answer: str) -> None:
+        """The usage the engine reported, or else the prompt and the answer counted here."""
+        used = usage.prompt_tokens + usage.completion_tokens
+        if not used:
+            used = self.prompt_tokens + (self.provider.count_tokens(answer) if answer else 0)
+        await self.limiter.record_tokens(user=self.user, assistant=self.assistant, tokens=used)
 
 
 async def guard_completion(
     body: ChatCompletionRequest, *, assistant: Assistant, database: Database, user: User
 ) -> tuple[ChatCompletionRequest, GuardOutcome]:
     """The assistant's guards over every message the client sends (it holds the whole
-    conversation); the request as the engine may see it, masked where the policy says."""
+    conversation): its system, developer and assistant messages reach the engine too, so an
+    injection in any of them is judged like one in a user message. The request as the engine
+    may see it, masked where the policy says."""
     outcome = await guard_texts(
         database,
         policy=assistant.guards,
@@ -115,7 +144,9 @@ def answer_headers(source: Provenance) -> dict[str, str]:
     return headers
 
 
-async def complete(provider: Provider, request: CompletionRequest, *, model: str) -> dict[str, Any]:
+async def complete(
+    provider: Provider, request: CompletionRequest, *, model: str, meter: TokenMeter | None = None
+) -> dict[str, Any]:
     parts: list[str] = []
     usage, finish = Usage(), "stop"
     source = Provenance(provider.id)
@@ -126,6 +157,8 @@ async def complete(provider: Provider, request: CompletionRequest, *, model: str
         parts.append(chunk.text)
         usage = chunk.usage or usage
         finish = _finish_reason(chunk.finish_reason) or finish
+    if meter is not None:
+        await meter.charge(usage, "".join(parts))
     return {
         "id": completion_id(),
         "object": "chat.completion",
@@ -157,6 +190,7 @@ async def completion_events(
     model: str,
     include_usage: bool,
     source: Provenance | None = None,
+    meter: TokenMeter | None = None,
 ) -> AsyncIterator[bytes]:
     """OpenAI's `chat.completion.chunk` stream: role, content deltas, finish, usage, [DONE]."""
     head = {
@@ -173,11 +207,13 @@ async def completion_events(
         return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
 
     usage, finish = Usage(), "stop"
+    sent: list[str] = []
     try:
         yield event({"role": "assistant", "content": ""})
         chunk: Chunk | None = first
         while chunk is not None:
             if chunk.text:
+                sent.append(chunk.text)
                 yield event({"content": chunk.text})
             usage = chunk.usage or usage
             finish = _finish_reason(chunk.finish_reason) or finish
@@ -200,4 +236,10 @@ async def completion_events(
         }
         yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
     finally:
-        await rest.aclose()  # type: ignore[attr-defined]
+        try:
+            await rest.aclose()  # type: ignore[attr-defined]
+        finally:
+            if meter is not None:
+                # Also when the client went away: what was produced counts. Shielded, because
+                # a cancelled stream is cancelled again at each await of its clean-up.
+                await asyncio.shield(meter.charge(usage, "".join(sent)))
