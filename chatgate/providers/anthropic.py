@@ -6,31 +6,23 @@ accepts: only `user` and `assistant` turns, alternating, starting with `user`.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
 from chatgate.core.config import ProviderConfig
-from chatgate.core.tracing import traceparent_for
 from chatgate.providers.base import (
-    MAX_EVENT_BYTES,
-    TRANSPORT_ERRORS,
     ChatTurn,
     Chunk,
     CompletionRequest,
-    Deadlines,
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
     Usage,
-    estimate_tokens,
-    read_to_end,
-    transport_error,
 )
+from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
 
 # Anthropic's stop reasons in the OpenAI vocabulary the rest of chatgate speaks.
 _FINISH_REASONS = {
@@ -67,11 +59,6 @@ _STATUS_TYPES = {
 }
 
 
-def opaque_user(user: str) -> str:
-    """A stable stand-in for a user id, from which the id cannot be read back."""
-    return hashlib.sha256(b"chatgate-user:" + user.encode()).hexdigest()[:32]
-
-
 def anthropic_messages(turns: list[ChatTurn]) -> tuple[str, list[dict[str, str]]]:
     """Splits chatgate's turns into Anthropic's `system` and alternating `messages`.
 
@@ -93,50 +80,26 @@ def anthropic_messages(turns: list[ChatTurn]) -> tuple[str, list[dict[str, str]]
     return "\n\n".join(system), messages
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider["_Call"]):
     def __init__(self, config: ProviderConfig) -> None:
-        self.id = config.id
-        self.config = config
-        self._url = (config.base_url or "").rstrip("/") + "/v1/messages"
-        self._api_key = config.api_key()
-        self._http: aiohttp.ClientSession | None = None
+        super().__init__(config, "/v1/messages")
 
-    async def start(self) -> None:
-        timeouts = self.config.timeouts
-        self._http = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies
-            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
-        )
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-
-    def count_tokens(self, text: str) -> int:
-        return estimate_tokens(text) if text else 0
-
-    def _headers(self, request: CompletionRequest) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "anthropic-version": self.config.anthropic_version,
-        }
+    def _auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.config.anthropic_version}
         if self._api_key:
             headers["x-api-key"] = self._api_key
-        if request.trace_id and (traceparent := traceparent_for(request.trace_id)):
-            headers["traceparent"] = traceparent
         return headers
 
-    def _streams(self, request: CompletionRequest) -> bool:
-        return self.config.stream and request.stream
+    def _call(self, request: CompletionRequest) -> _Call:
+        return _Call(self.config.stream and request.stream, self.subject)
 
-    def _body(self, request: CompletionRequest) -> dict[str, Any]:
+    def _body(self, request: CompletionRequest, call: _Call) -> dict[str, Any]:
         system, messages = anthropic_messages(request.messages)
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
             "messages": messages,
-            "stream": self._streams(request),
+            "stream": call.streams,
         }
         if system:
             body["system"] = system
@@ -148,103 +111,71 @@ class AnthropicProvider:
             body["metadata"] = {"user_id": opaque_user(request.user)}
         return body
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
-        assert self._http is not None, "provider not started"
-        deadlines = Deadlines(self.config.timeouts)
-        try:
-            async with deadlines.limit():
-                response = await self._http.post(
-                    self._url,
-                    data=orjson.dumps(self._body(request)),
-                    headers=self._headers(request),
-                )
-            try:
-                if response.status >= 400:
-                    async with deadlines.limit():
-                        raise await self._error_from_response(response)
-                if not self._streams(request):
-                    async with deadlines.limit():
-                        body = await response.read()
-                    yield _chunk_from_message(_json_object(body))
-                    return
-                events = _EventReader()
-                event_name, data = "", b""
-                while not events.finished:
-                    async with deadlines.limit():
-                        line = await response.content.readline(max_line_length=MAX_EVENT_BYTES)
-                    if not line:
-                        raise ProviderError(
-                            f"engine {self.id!r} closed the stream before it was finished"
-                        )
-                    line = line.rstrip(b"\r\n")
-                    if line.startswith(b"event:"):
-                        event_name = line[6:].strip().decode()
-                    elif line.startswith(b"data:"):
-                        data += (b"\n" if data else b"") + line[5:].strip()
-                    elif not line and data:  # a blank line ends an event
-                        event = _json_object(data)
-                        event.setdefault("type", event_name)
-                        event_name, data = "", b""
-                        if event["type"] == "error":
-                            error = event.get("error") or {}
-                            raise self._error(None, error.get("type"), error.get("message"))
-                        if chunk := events.feed(event):
-                            yield chunk
-                            if chunk.text:
-                                # Once text flows, silence may last between_tokens at most.
-                                deadlines.text_arrived()
-                await read_to_end(response)
-            finally:
-                response.release()  # back to the pool when read to the end, else closed
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(f"engine {self.id!r}", exc, deadlines) from None
-
-    async def _error_from_response(self, response: aiohttp.ClientResponse) -> ProviderError:
+    async def _error_from_response(
+        self, response: aiohttp.ClientResponse, call: _Call
+    ) -> ProviderError:
         try:
             error = orjson.loads(await response.read()).get("error") or {}
             kind, message = error.get("type"), error.get("message")
         except (orjson.JSONDecodeError, AttributeError):
             kind, message = None, None
         if response.status == 429:
-            text = f"engine {self.id!r} answered 429" + (f": {message}" if message else "")
+            text = f"{self.subject} answered 429" + (f": {message}" if message else "")
             retry = response.headers.get("retry-after", "1")
             return ProviderRateLimited(text, headers={"Retry-After": retry})
         request_id = response.headers.get("request-id")
-        return self._error(response.status, kind, message, request_id)
-
-    def _error(
-        self,
-        status: int | None,
-        kind: str | None,
-        message: str | None,
-        request_id: str | None = None,
-    ) -> ProviderError:
-        kind = kind or _STATUS_TYPES.get(status or 0) or "api_error"
-        where = f"answered {status} {kind}" if status else f"failed mid-answer: {kind}"
-        text = f"engine {self.id!r} {where}" + (f": {message}" if message else "")
-        if request_id:
-            text += f" (request id {request_id})"
-        if kind == "rate_limit_error":
-            return ProviderRateLimited(text, headers={"Retry-After": "1"})
-        if kind in _ERROR_TYPES:
-            error_class, code, our_status = _ERROR_TYPES[kind]
-            return error_class(text, code=code, status=our_status)
-        if status == 503:
-            return ProviderUnavailable(text)
-        if status and status < 500:
-            return ProviderError(text, code="upstream_rejected")
-        return ProviderError(text)
+        return _error(self.subject, response.status, kind, message, request_id)
 
 
-class _EventReader:
-    """Folds Anthropic's stream events into chunks: text as it comes, usage at the end."""
+def _error(
+    subject: str,
+    status: int | None,
+    kind: str | None,
+    message: str | None,
+    request_id: str | None = None,
+) -> ProviderError:
+    kind = kind or _STATUS_TYPES.get(status or 0) or "api_error"
+    where = f"answered {status} {kind}" if status else f"failed mid-answer: {kind}"
+    text = f"{subject} {where}" + (f": {message}" if message else "")
+    if request_id:
+        text += f" (request id {request_id})"
+    if kind == "rate_limit_error":
+        return ProviderRateLimited(text, headers={"Retry-After": "1"})
+    if kind in _ERROR_TYPES:
+        error_class, code, our_status = _ERROR_TYPES[kind]
+        return error_class(text, code=code, status=our_status)
+    if status == 503:
+        return ProviderUnavailable(text)
+    if status and status < 500:
+        return ProviderError(text, code="upstream_rejected")
+    return ProviderError(text)
 
-    def __init__(self) -> None:
+
+class _Call(HttpCall):
+    """Server-sent events (`event:` and `data:` lines, a blank line ends one) folded into
+    chunks: text as it comes, usage and the finish reason at `message_stop`."""
+
+    def __init__(self, streams: bool, subject: str) -> None:
+        super().__init__(streams)
+        self.subject = subject
         self.usage = Usage()
         self.finish_reason = "stop"
-        self.finished = False
+        self._event_name, self._data = "", b""
 
-    def feed(self, event: dict[str, Any]) -> Chunk | None:
+    def feed(self, line: bytes) -> Chunk | None:
+        line = line.rstrip(b"\r\n")
+        if line.startswith(b"event:"):
+            self._event_name = line[6:].strip().decode()
+        elif line.startswith(b"data:"):
+            self._data += (b"\n" if self._data else b"") + line[5:].strip()
+        elif not line and self._data:  # a blank line ends an event
+            event = _json_object(self._data)
+            event.setdefault("type", self._event_name)
+            self._event_name, self._data = "", b""
+            return self._fold(event)
+        return None
+
+    def _fold(self, event: dict[str, Any]) -> Chunk | None:
         kind = event["type"]
         if kind == "message_start":
             usage = (event.get("message") or {}).get("usage") or {}
@@ -264,8 +195,14 @@ class _EventReader:
         elif kind == "message_stop":
             self.finished = True
             return Chunk(usage=self.usage, finish_reason=self.finish_reason)
+        elif kind == "error":
+            error = event.get("error") or {}
+            raise _error(self.subject, None, error.get("type"), error.get("message"))
         # ping, content_block_stop and event types added later carry no text.
         return None
+
+    def whole(self, body: bytes) -> Chunk:
+        return _chunk_from_message(_json_object(body))
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
