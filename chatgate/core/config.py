@@ -18,6 +18,7 @@ from chatgate.core.policies import (
     GuardPolicy,
     RateLimitSettings,
     RetryPolicy,
+    seeded_guards,
 )
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -97,7 +98,11 @@ class AssistantConfig(BaseModel):
         description="the canned answer when every engine failed, e.g. 当前系统繁忙，请稍后再试",
     )
     cache_answers: bool = True
-    guards: GuardPolicy = GuardPolicy()
+    guards: GuardPolicy = Field(
+        default_factory=GuardPolicy,
+        description="unnamed: seeded by the engine's type (see `seeded_guards`); named: exactly "
+        "as given, unnamed guards off",
+    )
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AssistantConfig:
@@ -109,6 +114,10 @@ class AssistantConfig(BaseModel):
 
 
 DEFAULT_PROVIDERS = [ProviderConfig(id="local", type="local")]
+# What the bundled assistants answer when their engine fails (busy, missing model file, …).
+BUSY_ANSWER = (
+    "The assistant is busy right now; please try again shortly. 当前系统繁忙，请稍后再试。"
+)
 DEFAULT_ASSISTANTS = [
     AssistantConfig(
         id="helper",
@@ -120,6 +129,7 @@ DEFAULT_ASSISTANTS = [
         max_context_tokens=1536,
         max_answer_tokens=256,
         temperature=0.3,
+        fallback_answer=BUSY_ANSWER,
     ),
     AssistantConfig(
         id="support",
@@ -135,6 +145,7 @@ DEFAULT_ASSISTANTS = [
         max_context_tokens=1536,
         max_answer_tokens=256,
         temperature=0.3,
+        fallback_answer=BUSY_ANSWER,
     ),
 ]
 
@@ -187,6 +198,10 @@ class Settings(BaseSettings):
         "being trusted",
     )  # fmt: skip
     max_content_chars: int = Field(32_000, ge=1, description="longest message text accepted")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body, refused (413) before it is "
+        "read; a route that needs more says so in gateway/bodies.py",
+    )  # fmt: skip
     stream_flush_seconds: float = Field(
         1.0, gt=0, description="how often a streaming answer's text is saved while it grows"
     )
@@ -247,6 +262,7 @@ class Settings(BaseSettings):
         provider_ids = [p.id for p in self.providers]
         if len(set(provider_ids)) != len(provider_ids):
             raise ValueError("provider ids must be unique")
+        self.assistants = [with_seeded_guards(a, self.providers) for a in self.assistants]
         assistant_ids = [a.id for a in self.assistants]
         if len(set(assistant_ids)) != len(assistant_ids):
             raise ValueError("assistant ids must be unique")
@@ -268,6 +284,18 @@ class Settings(BaseSettings):
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def with_seeded_guards(
+    assistant: AssistantConfig, providers: list[ProviderConfig]
+) -> AssistantConfig:
+    """The assistant with the guards its engine's type seeds, unless it names its own."""
+    if "guards" in assistant.model_fields_set:
+        return assistant
+    types = {p.id: p.type for p in providers}
+    if assistant.provider not in types:
+        return assistant  # refused as an unknown provider below
+    return assistant.model_copy(update={"guards": seeded_guards(types[assistant.provider])})
 
 
 def load_settings() -> Settings:

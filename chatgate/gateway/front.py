@@ -1,7 +1,9 @@
 """The front door: one pure-ASGI layer that every request passes first. It gives the request its
 trace id (returned as `X-Trace-Id`), applies the edge checks (address allow-list, per-address
-limit), counts, times and logs it, answers an unexpected exception with the 500 envelope, and
-serves the lanes: the busiest endpoints, called from here, past FastAPI's routing.
+limit, loopback only without auth) and the body checks (size and type, `bodies.py`) before any
+route or lane reads a byte, counts, times and logs it, answers an unexpected exception with
+the 500 envelope, and serves the lanes: the busiest endpoints, called from here, past
+FastAPI's routing.
 
 One layer instead of four: each pure-ASGI middleware wraps `send` once more and adds a coroutine
 to every request, and the gateway benchmark pays for each (docs/benchmarks.md, "Gateway")."""
@@ -16,8 +18,11 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatgate.core.errors import AppError, error_response, internal_error
+from chatgate.core.config import Settings
+from chatgate.core.errors import AppError, TooLarge, error_response, internal_error
+from chatgate.core.parts import parts_of
 from chatgate.core.tracing import trace_id_of, using_trace_id
+from chatgate.gateway.bodies import BodyTooLarge, body_cap, body_headers, body_refusal, capped
 from chatgate.gateway.edge import Edge
 from chatgate.observability.requests import RequestObserver
 
@@ -31,6 +36,18 @@ class Lane(Protocol):
     openapi: dict[str, Any]  # its path item in the OpenAPI document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Door:
+    """What the front door takes from the settings."""
+
+    local_only: bool  # auth mode none: loopback clients asking for a loopback name only
+    max_body_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Door:
+        return cls(local_only=settings.auth_mode == "none", max_body_bytes=settings.max_body_bytes)
 
 
 @dataclass(slots=True)
@@ -47,11 +64,14 @@ class Front:
         edge: Edge,
         lanes: Iterable[Lane] = (),
         wrap_lanes: Callable[[ASGIApp], ASGIApp] | None = None,
+        door: Door | None = None,
     ) -> None:
         """`wrap_lanes` gives each lane what sits between this layer and the routes (with
-        tracing on, the request span)."""
+        tracing on, the request span). Without `door`, the first request takes it from the
+        settings of the runtime that the app's lifespan attached."""
         self.app = app
         self.edge = edge
+        self.door = door
         self.lanes = {lane.path: lane for lane in lanes}
         self.lane_apps: dict[str, ASGIApp] = {
             path: wrap_lanes(lane) if wrap_lanes else lane for path, lane in self.lanes.items()
@@ -94,18 +114,27 @@ class Front:
         self, scope: Scope, receive: Receive, send: Send, response: _Progress, lane: Lane | None
     ) -> None:
         try:
-            refusal = await self.edge.refusal(scope)
+            door = self.door or self._door_of(scope)
+            body = body_headers(scope)
+            cap = body_cap(scope["path"], door.max_body_bytes)
+            refusal = await self.edge.refusal(scope, local_only=door.local_only)
             if refusal is None and lane is not None and scope["method"] not in lane.methods:
                 allow = ", ".join(sorted(lane.methods))
                 refusal = AppError(
                     f"{lane.path} takes {allow}", code="method_not_allowed", status=405,
                     headers={"Allow": allow},
                 )  # fmt: skip
+            if refusal is None:
+                refusal = body_refusal(scope, body, cap)
             if refusal is not None:
                 app: ASGIApp = error_response(refusal)
             else:
                 app = self.lane_apps[lane.path] if lane is not None else self.app
-            await app(scope, receive, send)
+            await app(scope, capped(receive, cap) if body.has_body else receive, send)
+        except BodyTooLarge as exc:
+            if response.status:
+                raise  # a route that answers before reading its whole body; nothing to add
+            await error_response(TooLarge(exc.detail, code="too_large"))(scope, receive, send)
         except Exception:
             if response.finished:
                 return  # FastAPI's last-resort handler answered (and logged) it; it re-raises
@@ -113,6 +142,10 @@ class Front:
                 raise  # cut short mid-answer: the server closes the connection
             log.exception("unhandled error")
             await internal_error()(scope, receive, send)
+
+    def _door_of(self, scope: Scope) -> Door:
+        self.door = Door.of(parts_of(scope["app"]).get(Settings))
+        return self.door
 
 
 class FrontedFastAPI(FastAPI):
