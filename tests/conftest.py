@@ -22,12 +22,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
-from chatgate.core.policies import RateLimitSettings
+from chatgate.core.policies import GuardPolicy, RateLimitSettings
 from tests.doubles.openai_api import OpenAIDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
 
 JWT_SECRET = "test-secret-" + "x" * 40
+# The engine doubles' assistants: guards would be seeded on (a remote engine), and the tests
+# using these are about something else; tests/guards sets its own.
+GUARDS_OFF = GuardPolicy()
 JWT_AUDIENCE = "chatgate-tests"  # the `aud` every test token carries and every gateway expects
 PG_ADMIN_URL = os.environ.get("CHATGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -122,6 +125,7 @@ def settings_for(database_url: str, double_url: str, **overrides: Any) -> Settin
                 name="Echo",
                 provider="double",
                 model="double-echo",
+                guards=GUARDS_OFF,
                 system_prompt="Echo the user.",
                 max_context_tokens=8000,
                 max_answer_tokens=200,
@@ -131,6 +135,7 @@ def settings_for(database_url: str, double_url: str, **overrides: Any) -> Settin
                 name="Support",
                 provider="double",
                 model="double-support",
+                guards=GUARDS_OFF,
                 system_prompt="You are support.",
                 max_context_tokens=8000,
                 max_answer_tokens=200,
@@ -140,6 +145,7 @@ def settings_for(database_url: str, double_url: str, **overrides: Any) -> Settin
                 name="Tiny context",
                 provider="double",
                 model="double-tiny",
+                guards=GUARDS_OFF,
                 system_prompt="Be brief.",
                 max_context_tokens=120,
                 max_answer_tokens=40,

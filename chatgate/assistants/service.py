@@ -8,6 +8,7 @@ when they differ, so an edit is effective on the next request everywhere, with n
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +24,7 @@ from chatgate.auth.service import User
 from chatgate.core.config import AssistantConfig
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError, Conflict, NotFound
+from chatgate.core.policies import seeded_guards
 from chatgate.core.revision import Revision
 from chatgate.core.time import utcnow
 
@@ -39,10 +41,20 @@ def assistant_not_found(assistant_id: str) -> NotFound:
 
 
 class AssistantCatalog:
-    def __init__(self, *, database: Database, redis: Redis | None, provider_ids: set[str]) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        redis: Redis | None,
+        provider_ids: set[str],
+        local_providers: Collection[str] = (),
+    ) -> None:
         self._database = database
         self._revision = Revision(redis, REVISION_KEY)
         self._provider_ids = provider_ids
+        # Which engines are the bundled model: an assistant created on one, naming no guards,
+        # gets them off; on any other (unknown here included) they are on.
+        self._local_providers = frozenset(local_providers)
         self._by_id: dict[str, Assistant] = {}
         self._loaded_revision: int | None = None
         self._lock = asyncio.Lock()
@@ -114,6 +126,9 @@ class AssistantCatalog:
 
     async def create(self, *, user: User, spec: AssistantCreate) -> AssistantRow:
         self._check_providers(spec)
+        if "guards" not in spec.model_fields_set:
+            local = spec.provider in self._local_providers
+            spec = spec.model_copy(update={"guards": seeded_guards("local" if local else "remote")})
         async with self._database.session() as db:
             if await db.get(AssistantRow, spec.id) is not None:
                 raise Conflict(f"assistant {spec.id!r} already exists", code="assistant_exists")

@@ -38,6 +38,15 @@ class GuardPolicy(BaseModel):
     injection: Literal["off", "flag", "block"] = "off"
 
 
+def seeded_guards(provider_type: str) -> GuardPolicy:
+    """The guards of an assistant whose configuration (YAML or admin API) names none: personal
+    data masked and injection flagged when its engine is outside the deployment, off for the
+    bundled local model, which sends nothing anywhere."""
+    if provider_type == "local":
+        return GuardPolicy()
+    return GuardPolicy(pii="mask", injection="flag")
+
+
 class RateLimitSettings(BaseModel):
     enabled: bool = True
     requests_per_minute: int = Field(120, ge=1, description="per user or API key")

@@ -68,6 +68,30 @@ def test_a_yaml_file_declares_providers_and_assistants(
     )
 
 
+def test_guards_are_seeded_on_for_engines_outside_the_deployment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = {**SUPPORT, "id": "offline", "provider": "local", "model": "smollm2"}
+    named = {**SUPPORT, "id": "named", "guards": {"pii": "block"}}
+    off = {**SUPPORT, "id": "off", "guards": {"pii": "off", "injection": "off"}}
+    providers = [UPSTREAM, {"id": "local", "type": "local"}]
+    assistants = [SUPPORT, local, named, off]
+    write_config(tmp_path, monkeypatch, {"providers": providers, "assistants": assistants})
+    guards = {a.id: (a.guards.pii, a.guards.injection) for a in load_settings().assistants}
+    assert guards == {
+        "support": ("mask", "flag"),  # an OpenAI-compatible engine: data leaves the building
+        "offline": ("off", "off"),  # the bundled model
+        "named": ("block", "off"),  # guards named: exactly as given
+        "off": ("off", "off"),
+    }
+
+
+def test_the_bundled_assistants_have_a_fallback_answer_and_no_guards() -> None:
+    for assistant in load_settings().assistants:
+        assert assistant.fallback_answer
+        assert (assistant.guards.pii, assistant.guards.injection) == ("off", "off")
+
+
 def test_environment_variables_win_over_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
-from tests.conftest import JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
+from tests.conftest import GUARDS_OFF, JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
 from tests.doubles.anthropic_api import AnthropicDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
@@ -39,7 +39,7 @@ def assistant(assistant_id: str, provider: str, **fields: Any) -> AssistantConfi
         system_prompt=SYSTEM_PROMPT,
         max_context_tokens=4000,
         max_answer_tokens=200,
-        **fields,
+        **{"guards": GUARDS_OFF, **fields},
     )
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
-from tests.conftest import JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
+from tests.conftest import GUARDS_OFF, JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
 from tests.doubles.dify_api import REPLACEMENT, DifyDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
@@ -37,6 +37,7 @@ def assistant(assistant_id: str, provider: str) -> AssistantConfig:
         system_prompt="Not sent: a Dify app has its own prompt.",
         max_context_tokens=4000,
         max_answer_tokens=200,
+        guards=GUARDS_OFF,
     )
 
 

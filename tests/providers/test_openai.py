@@ -13,6 +13,7 @@ import pytest
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Timeouts
 from tests.conftest import (
+    GUARDS_OFF,
     Caller,
     Double,
     assert_error,
@@ -43,6 +44,7 @@ def assistant_on(provider_id: str) -> AssistantConfig:
         system_prompt="Echo the user.",
         max_context_tokens=4000,
         max_answer_tokens=100,
+        guards=GUARDS_OFF,
     )
 
 

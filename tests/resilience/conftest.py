@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
 from chatgate.core.policies import BreakerPolicy, CacheSettings, RateLimitSettings, RetryPolicy
-from tests.conftest import settings_for
+from tests.conftest import GUARDS_OFF, settings_for
 from tests.doubles.server import serve_app
 from tests.resilience.engines import SwitchableEngine
 
@@ -94,7 +94,7 @@ def assistant_on(
         system_prompt="Echo the user.",
         max_context_tokens=4000,
         max_answer_tokens=200,
-        **fields,
+        **{"guards": GUARDS_OFF, **fields},
     )
 
 

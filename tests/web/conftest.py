@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from chatgate.core.config import AssistantConfig, Settings
-from tests.conftest import JWT_AUDIENCE, JWT_SECRET, ROOT, Double, double_provider
+from tests.conftest import GUARDS_OFF, JWT_AUDIENCE, JWT_SECRET, ROOT, Double, double_provider
 from tests.runner import run_chatgate
 
 CHROMIUM = Path(os.environ.get("CHATGATE_CHROMIUM", "/usr/bin/chromium"))
@@ -51,6 +51,7 @@ def _assistant(assistant_id: str, name: str, description: str, **extra: Any) -> 
         "system_prompt": f"You are {name}.",
         "max_context_tokens": 8000,
         "max_answer_tokens": 200,
+        "guards": GUARDS_OFF,
         **extra,
     }
     return AssistantConfig(**values)
