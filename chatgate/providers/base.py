@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -12,6 +13,8 @@ from aiohttp.http_exceptions import LineTooLong
 
 from chatgate.core.config import Timeouts
 from chatgate.core.errors import AppError
+
+log = logging.getLogger("chatgate.providers")
 
 Role = Literal["system", "user", "assistant"]
 
@@ -159,13 +162,19 @@ TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, LineTooLong, ValueError)
 
 
 def transport_error(subject: str, exc: BaseException, deadlines: Deadlines) -> ProviderError:
-    """What went wrong talking to an HTTP engine, as chatgate's error (`subject` names it)."""
+    """What went wrong talking to an HTTP engine, as chatgate's error (`subject` names it).
+
+    The message reaches the client, so it never carries what aiohttp says about the failure
+    (the engine's host, port or URL): that detail goes to the log only.
+    """
     if isinstance(exc, TimeoutError):
         return deadlines.error(subject)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ProviderUnavailable(f"{subject} is unreachable: {exc.os_error}")
+        log.warning("%s could not be reached: %s", subject, exc)
+        return ProviderUnavailable(f"{subject} could not be reached")
     if isinstance(exc, aiohttp.ClientError):
-        return ProviderError(f"{subject} connection failed: {exc!r}")
+        log.warning("%s connection failed: %r", subject, exc)
+        return ProviderError(f"{subject} connection failed ({type(exc).__name__})")
     if isinstance(exc, LineTooLong):
         return ProviderError(f"{subject} sent an event longer than {MAX_EVENT_BYTES} bytes")
     return ProviderError(f"{subject} sent an event that is not JSON")

@@ -4,6 +4,8 @@ engines, against the double of the chat-completions API."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ def assistant_on(provider_id: str) -> AssistantConfig:
 class Engines:
     url: str
     double: Double
+    closed_port: int
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def engines(tmp_path_factory: pytest.TempPathFactory, openai_double: Double) -> 
         assistants=[assistant_on(p) for p in ("double", "closed", "plain", "wrongkey")],
     )
     with run_chatgate(settings) as url:
-        yield Engines(url=url, double=openai_double)
+        yield Engines(url=url, double=openai_double, closed_port=closed_port)
 
 
 @pytest.fixture
@@ -111,6 +114,41 @@ async def test_an_unreachable_engine_is_503_and_the_question_is_kept(carol: Call
         await asyncio.sleep(0.05)
     assert task["status"] == "failed"
     assert task["message"]["error"]["code"] == "upstream_unavailable"
+
+
+async def test_an_unreachable_engine_s_address_reaches_the_log_never_the_client(
+    carol: Caller, engines: Engines
+) -> None:
+    address = ("127.0.0.1", str(engines.closed_port))
+    logged = _Records()
+    logging.getLogger("chatgate.providers").addHandler(logged)
+    try:
+        texts = []
+        for mode in ("blocking", "streaming"):
+            session, response = await send(carol, "on-closed", "where are you?", mode)
+            body = assert_error(response, 503, "upstream_unavailable")
+            assert body["error"]["message"] == "engine 'closed' could not be reached"
+            texts += [response.text, json.dumps(await carol.history(session["id"]))]
+        dialect = await carol.http.post(
+            "/v1/chat/completions",
+            json={"model": "on-closed", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert dialect.status_code == 503, dialect.text
+        texts.append(dialect.text)
+    finally:
+        logging.getLogger("chatgate.providers").removeHandler(logged)
+    for text in texts:
+        assert not any(part in text for part in address), text
+    assert any(all(part in line for part in address) for line in logged.lines), logged.lines
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 async def test_a_non_streaming_engine_answers_whole_and_reports_usage(
