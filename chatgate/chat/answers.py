@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -19,7 +19,7 @@ from sqlalchemy import update
 
 from chatgate.chat.models import ChatSession, Message, MessageStatus
 from chatgate.core.db import Database
-from chatgate.core.errors import AppError
+from chatgate.core.errors import AppError, ServiceUnavailable
 from chatgate.core.time import utcnow
 from chatgate.providers.base import CompletionRequest, Provider, ProviderError, Usage
 from chatgate.providers.fallback import Provenance
@@ -27,6 +27,10 @@ from chatgate.ratelimit.service import RateLimiter
 
 log = logging.getLogger("chatgate.chat.answers")
 STALE_AFTER = timedelta(minutes=15)
+# How long a stream waits for its answer's end to be saved while the database blinks (a
+# restart, a lock) before it ends anyway with `answer_not_saved`, the save going on behind it.
+SAVE_WITHIN = 10.0
+MIN_TRY = 1.0
 
 
 @dataclass(slots=True)
@@ -45,11 +49,20 @@ class AnswerListener(Protocol):
 
 class AnswerWriter:
     def __init__(
-        self, *, database: Database, flush_every: float, limiter: RateLimiter | None = None
+        self,
+        *,
+        database: Database,
+        flush_every: float,
+        limiter: RateLimiter | None = None,
+        save_within: float = SAVE_WITHIN,
     ) -> None:
         self._database = database
         self._flush_every = flush_every
         self._limiter = limiter
+        self._save_within = save_within
+        # Saves running beside the streams (flushes, late ends), and the answers being flushed.
+        self._saving: set[asyncio.Task[None]] = set()
+        self._flushing: set[uuid.UUID] = set()
 
     async def write(
         self,
@@ -61,7 +74,10 @@ class AnswerWriter:
         stop_reason: Callable[[], str] = lambda: "stopped",
     ) -> TurnEnd:
         """Streams the answer into its row; a cancellation ends it `interrupted`, with the
-        reason `stop_reason()` gives (the canceller knows why)."""
+        reason `stop_reason()` gives (the canceller knows why).
+
+        Never raises: however the answer ends, its end is saved (retried while the database
+        blinks) and handed back, so a live stream always gets its end event."""
         loop = asyncio.get_running_loop()
         parts: list[str] = []
         usage: Usage | None = None
@@ -80,19 +96,20 @@ class AnswerWriter:
                     parts = [chunk.text]
                     if listener:
                         listener.on_replace(chunk.text)
-                    await self._save_partial(answer.id, chunk.text)
+                    await self._try(self._save_partial(answer.id, chunk.text), answer, "replace")
                 elif chunk.text:
                     parts.append(chunk.text)
                     if listener:
                         listener.on_text(chunk.text)
                     if loop.time() >= next_flush:
                         next_flush = loop.time() + self._flush_every
-                        await self._save_partial(answer.id, "".join(parts))
+                        self._flush(answer.id, "".join(parts))
                 usage = chunk.usage or usage
                 if chunk.session_state:
-                    await self._save_session_state(
+                    state = self._save_session_state(
                         answer.session_id, chunk.provider or provider.id, chunk.session_state
                     )
+                    await self._try(state, answer, "engine state")
         except asyncio.CancelledError:
             status = "interrupted"
         except ProviderError as exc:
@@ -102,21 +119,124 @@ class AnswerWriter:
             status, error = "failed", AppError("the answer failed unexpectedly")
         reason = stop_reason() if status == "interrupted" else ""
         answer.provider, answer.fallback = source.provider, source.fallback
-        end = self._finish(answer, provider, "".join(parts), status, error, usage, reason)
-        finished = await asyncio.shield(end)
+        _settle(answer, provider, "".join(parts), status, error, usage, reason)
+        ending = asyncio.ensure_future(self._end(answer, error, request, usage))
+        while True:
+            # A second stop (the client gone, then shutdown) must not lose the end: saving it
+            # is bounded by `save_within`, so it is awaited whatever asks to stop meanwhile.
+            try:
+                return await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                if (task := asyncio.current_task()) is not None:
+                    task.uncancel()
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Gives saves still in flight (answers whose end waits for the database) a last
+        chance, then cancels them; their rows are recovered at the next start-up."""
+        pending = [t for t in self._saving if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def _end(
+        self,
+        answer: Message,
+        error: AppError | None,
+        request: CompletionRequest,
+        usage: Usage | None,
+    ) -> TurnEnd:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._save_within
+        delay = 0.1
+        while True:
+            try:
+                # Each try bounded too: a stalled connection must not outlast the window.
+                async with asyncio.timeout(max(deadline - loop.time(), MIN_TRY)):
+                    await self._save_end(answer)
+                break
+            except Exception:
+                if loop.time() + delay >= deadline:
+                    log.exception(
+                        "the answer's end could not be saved in time; still trying",
+                        extra={"message_id": str(answer.id)},
+                    )
+                    self._track(self._keep_saving(answer))
+                    error = error or answer_not_saved()
+                    break
+                log.warning(
+                    "saving the answer's end failed; retrying", exc_info=True,
+                    extra={"message_id": str(answer.id)},
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         if self._limiter and usage and request.user and request.assistant_id:
-            await self._limiter.record_tokens(
-                user=request.user,
-                assistant=request.assistant_id,
-                tokens=usage.prompt_tokens + usage.completion_tokens,
+            tokens = usage.prompt_tokens + usage.completion_tokens
+            recorded = self._limiter.record_tokens(
+                user=request.user, assistant=request.assistant_id, tokens=tokens
             )
-        return finished
+            await self._try(recorded, answer, "token count")
+        return TurnEnd(message=answer, error=error)
+
+    async def _keep_saving(self, answer: Message) -> None:
+        """The end of an answer the database refused for longer than a stream waits: saved as
+        soon as the database is back, so its session is not left locked by a `streaming` row."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + STALE_AFTER.total_seconds()
+        delay = 1.0
+        while loop.time() < give_up:
+            await asyncio.sleep(delay)
+            try:
+                async with asyncio.timeout(SAVE_WITHIN):
+                    await self._save_end(answer)
+            except Exception:
+                delay = min(delay * 2, 10.0)
+                continue
+            log.info("the answer's end was saved late", extra={"message_id": str(answer.id)})
+            return
+        log.error("the answer's end was never saved", extra={"message_id": str(answer.id)})
+
+    def _flush(self, message_id: uuid.UUID, text: str) -> None:
+        """Saves the text so far beside the stream, so a slow database never holds up its
+        deltas; skipped while the previous flush of this answer is still being written."""
+        if message_id in self._flushing:
+            return
+        self._flushing.add(message_id)
+        task = self._track(self._save_partial(message_id, text))
+        task.add_done_callback(lambda t: self._flushed(message_id, t))
+
+    def _flushed(self, message_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(message_id)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning(
+                "saving the answer so far failed; the next save carries it", exc_info=exc,
+                extra={"message_id": str(message_id)},
+            )  # fmt: skip
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+        return task
+
+    @staticmethod
+    async def _try(work: Coroutine[Any, Any, None], answer: Message, what: str) -> None:
+        """A save on the way that may fail without failing the answer: its end saves it all."""
+        try:
+            await work
+        except Exception:
+            log.warning(
+                f"saving the {what} failed; the answer goes on", exc_info=True,
+                extra={"message_id": str(answer.id)},
+            )  # fmt: skip
 
     async def _save_partial(self, message_id: uuid.UUID, text: str) -> None:
+        # Only while streaming: a flush that lands after the end must not undo it.
         async with self._database.session() as db:
             await db.execute(
                 update(Message)
-                .where(Message.id == message_id)
+                .where(Message.id == message_id, Message.status == "streaming")
                 .values(content=text, updated_at=utcnow())
             )
             await db.commit()
@@ -133,26 +253,7 @@ class AnswerWriter:
             session.provider_state = stored
             await db.commit()
 
-    async def _finish(
-        self,
-        answer: Message,
-        provider: Provider,
-        text: str,
-        status: MessageStatus,
-        error: AppError | None,
-        usage: Usage | None,
-        stop_reason: str,
-    ) -> TurnEnd:
-        answer.content = text
-        answer.status = status
-        answer.token_count = (
-            usage.completion_tokens
-            if usage and usage.completion_tokens
-            else provider.count_tokens(text)
-        )
-        answer.usage = usage.as_dict() if usage else None
-        answer.error = _error_record(status, error, stop_reason)
-        answer.updated_at = utcnow()
+    async def _save_end(self, answer: Message) -> None:
         async with self._database.session() as db:
             await db.execute(
                 update(Message)
@@ -169,7 +270,36 @@ class AnswerWriter:
                 )
             )
             await db.commit()
-        return TurnEnd(message=answer, error=error)
+
+
+def _settle(
+    answer: Message,
+    provider: Provider,
+    text: str,
+    status: MessageStatus,
+    error: AppError | None,
+    usage: Usage | None,
+    stop_reason: str,
+) -> None:
+    """The answer's final fields, set on the row object before any attempt to save them."""
+    answer.content = text
+    answer.status = status
+    answer.token_count = (
+        usage.completion_tokens
+        if usage and usage.completion_tokens
+        else provider.count_tokens(text)
+    )
+    answer.usage = usage.as_dict() if usage else None
+    answer.error = _error_record(status, error, stop_reason)
+    answer.updated_at = utcnow()
+
+
+def answer_not_saved() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "the answer was written but the database did not take it in time; it is saved as soon"
+        " as the database answers",
+        code="answer_not_saved",
+    )
 
 
 def _error_record(status: str, error: AppError | None, stop_reason: str) -> dict[str, Any] | None:

@@ -61,6 +61,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
         "synchronous=NORMAL",
         "foreign_keys=ON",
         "busy_timeout=5000",
+        # Deleted rows are overwritten, not left readable in free pages and the WAL: erasing a
+        # person's messages must erase their text.
+        "secure_delete=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -75,15 +78,28 @@ def _json_dumps(value: Any) -> str:
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
+# Bound values (message text, keys) never reach logs or span events through a statement's
+# error message; the statement itself still does.
+PRIVATE = {"hide_parameters": True}
+# Every wait on PostgreSQL is bounded: opening a connection, and each statement (a stalled
+# server must fail a request, not hold it for good).
+PG_CONNECT_SECONDS = 5.0
+PG_STATEMENT_SECONDS = 30.0
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         _prepare_sqlite(url)
-        engine = create_async_engine(url, **JSON_CODEC)
+        engine = create_async_engine(url, **PRIVATE, **JSON_CODEC)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # pool_pre_ping: a connection the server closed (a restart, a failover) is replaced when
+    # it is checked out, instead of failing the request that drew it.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800,
-        **JSON_CODEC,
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800,
+        pool_timeout=PG_CONNECT_SECONDS * 2,
+        connect_args={"timeout": PG_CONNECT_SECONDS, "command_timeout": PG_STATEMENT_SECONDS},
+        **PRIVATE, **JSON_CODEC,
     )  # fmt: skip
 
 
