@@ -10,7 +10,7 @@ from typing import Any
 
 from chatgate.chat.context import MESSAGE_OVERHEAD
 from chatgate.providers.base import estimate_tokens
-from tests.conftest import Caller, Gateway, assert_error
+from tests.conftest import Caller, Gateway, assert_error, make_token
 
 TINY_SYSTEM = "Be brief."
 TINY_WINDOW, TINY_ANSWER = 120, 40
@@ -35,9 +35,12 @@ def newest_that_fit(history: list[str], room: int) -> list[str]:
 
 
 async def record(caller: Caller, session_id: str, content: str, role: str = "user") -> None:
+    # Only admins and service keys may record assistant messages: the caller, as one.
+    admin = {"Authorization": f"Bearer {make_token(caller.user_id, admin=True)}"}
     response = await caller.http.post(
-        "/v1/history", json={"session_id": session_id, "role": role, "content": content}
-    )
+        "/v1/history", json={"session_id": session_id, "role": role, "content": content},
+        headers=None if role == "user" else admin,
+    )  # fmt: skip
     assert response.status_code == 201, response.text
 
 

@@ -16,6 +16,7 @@ from tests.conftest import (
     Double,
     Gateway,
     assert_error,
+    make_token,
     open_caller,
     read_database,
     remote_only_settings,
@@ -25,10 +26,18 @@ from tests.conftest import (
 MESSAGE_KEYS = {"id", "session_id", "role", "content", "status", "created_at"}
 
 
+def recorder(caller: Caller, role: str) -> dict[str, str] | None:
+    """Only admins and service keys may record system or assistant messages: the caller, as one."""
+    if role == "user":
+        return None
+    return {"Authorization": f"Bearer {make_token(caller.user_id, admin=True)}"}
+
+
 async def record(caller: Caller, session_id: str, content: str, role: str = "user") -> str:
     response = await caller.http.post(
-        "/v1/history", json={"session_id": session_id, "role": role, "content": content}
-    )
+        "/v1/history", json={"session_id": session_id, "role": role, "content": content},
+        headers=recorder(caller, role),
+    )  # fmt: skip
     assert response.status_code == 201, response.text
     return response.json()["id"]  # type: ignore[no-any-return]
 
@@ -45,8 +54,9 @@ async def test_append_records_each_role_without_calling_a_model(
         ("assistant", "Bonjour ! Comment puis-je aider ?"),
     ]:
         response = await alice.http.post(
-            "/v1/history", json={"session_id": session["id"], "role": role, "content": content}
-        )
+            "/v1/history", json={"session_id": session["id"], "role": role, "content": content},
+            headers=recorder(alice, role),
+        )  # fmt: skip
         assert response.status_code == 201, response.text
         message = response.json()
         assert set(message) >= MESSAGE_KEYS
