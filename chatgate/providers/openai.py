@@ -19,7 +19,7 @@ from chatgate.providers.base import (
     ProviderRateLimited,
     Usage,
 )
-from chatgate.providers.http import HttpCall, HttpProvider
+from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
 
 
 class OpenAIProvider(HttpProvider["_Call"]):
@@ -44,7 +44,8 @@ class OpenAIProvider(HttpProvider["_Call"]):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.user:
-            body["user"] = request.user
+            # Enough for the engine's abuse monitoring to tell users apart, never who they are.
+            body["user"] = opaque_user(request.user)
         return body
 
     async def _error_from_response(

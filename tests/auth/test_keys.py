@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from chatgate.auth.keys import CACHE_SECONDS
 from chatgate.auth.models import ApiKey
 from chatgate.core.policies import AccessSettings
+from chatgate.providers.http import opaque_user
 from tests.conftest import Double, Gateway, make_token, settings_for
 from tests.runner import run_chatgate
 
@@ -112,7 +113,8 @@ async def test_service_key_end_users_are_isolated(
     assert other.status_code == 404 and other.json()["error"]["code"] == "session_not_found"
     assert continued.status_code == 404
     assert completion.status_code == 200
-    assert gateway.double.api.requests[-1]["user"] == "shopper-3"
+    # The engine gets the acted-for user, as the opaque stand-in it is always sent.
+    assert gateway.double.api.requests[-1]["user"] == opaque_user("shopper-3")
     async with httpx.AsyncClient(base_url=gateway.url, headers=bearer(make_token("frank"))) as c:
         refused = await c.get("/v1/sessions", headers={"X-Chatgate-User": "shopper-1"})
     assert refused.status_code == 403

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from chatgate.providers.http import opaque_user
 from tests.conftest import Caller, Gateway, parse_sse
 
 
@@ -249,4 +250,4 @@ async def test_trace_id_travels_to_the_engine_and_the_message(
     assert response.headers["x-trace-id"] == trace
     sent = gateway.double.api.headers[-1]
     assert sent["traceparent"].split("-")[1] == trace
-    assert gateway.double.api.requests[-1]["user"] == alice.user_id
+    assert gateway.double.api.requests[-1]["user"] == opaque_user(alice.user_id)

@@ -4,6 +4,7 @@ engines, against the double of the chat-completions API."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -189,6 +190,19 @@ async def test_a_streaming_engine_gets_the_key_and_asks_for_usage(
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert engines.double.api.headers[-1]["Authorization"] == "Bearer sk-double"
     assert response.json()["message"]["usage"]["completion_tokens"] == 4
+
+
+async def test_the_engine_learns_an_opaque_stable_user_never_the_id(
+    carol: Caller, engines: Engines
+) -> None:
+    sent = []
+    for content in ("who am I?", "and now?"):
+        _, response = await send(carol, "on-double", content)
+        assert response.status_code == 200, response.text
+        sent.append(engines.double.api.requests[-1])
+    opaque = hashlib.sha256(b"chatgate-user:" + carol.user_id.encode()).hexdigest()[:32]
+    assert [body["user"] for body in sent] == [opaque, opaque]
+    assert all(carol.user_id not in json.dumps(body) for body in sent)
 
 
 async def test_an_engine_refusing_the_key_is_502_upstream_auth_failed(carol: Caller) -> None:
