@@ -1,7 +1,7 @@
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from chatgate.audit.schemas import AuditEventOut, AuditPage
 from chatgate.audit.service import list_audit_events
@@ -18,7 +18,8 @@ async def read_audit(
     _: AdminUser,
     action: str | None = None,
     user_id: str | None = None,
-    since: datetime | None = None,
+    # A time without its zone names no instant: refused (422), never guessed.
+    since: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> AuditPage:

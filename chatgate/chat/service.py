@@ -16,7 +16,7 @@ from chatgate.auth.service import User
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.schemas import MessageOut
 from chatgate.core.config import Settings
-from chatgate.core.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from chatgate.core.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatgate.core.time import utcnow
 
 TITLE_LENGTH = 60
@@ -33,11 +33,30 @@ def check_content(content: str, settings: Settings) -> None:
     if "\x00" in content:
         # PostgreSQL text cannot hold it; refused on every backend alike.
         raise BadRequest("content must not contain NUL (U+0000) characters", code="invalid_content")
+    if not is_unicode_text(content):
+        raise BadRequest(
+            "content must not contain lone surrogates (a \\ud800-\\udfff escape without its "
+            "pair): they are not characters, and no database or engine takes them",
+            code="invalid_content",
+        )
     if len(content) > settings.max_content_chars:
         raise TooLarge(
             f"content is {len(content)} characters; the limit is {settings.max_content_chars}",
             code="content_too_large",
         )
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for a str holding lone surrogates, which JSON's `\\uXXXX` escapes can make (Python's
+    json module decodes them) but UTF-8 cannot encode: every database write and engine call
+    would fail on them with a 500."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def get_owned_session(db: AsyncSession, *, user: User, session_id: uuid.UUID) -> ChatSession:
@@ -84,8 +103,8 @@ async def create_session(
 
 def _existing_session(existing: ChatSession, *, user: User) -> ChatSession:
     if existing.user_id != user.id:
-        # Never reveal that another user's session exists.
-        raise Conflict("this session id is already taken", code="session_id_conflict")
+        # Never reveal that another user's session exists: as for any id not theirs.
+        raise session_not_found()
     return existing
 
 
@@ -98,7 +117,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, ident = raw.partition("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
+        updated_at = datetime.fromisoformat(stamp)
+        if updated_at.tzinfo is None:
+            raise ValueError("a cursor's time has its zone")  # as every cursor issued here
+        return updated_at, uuid.UUID(ident)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(
             "the cursor is not one this service issued", code="invalid_cursor"

@@ -255,3 +255,66 @@ async def test_wrong_method_and_unknown_path_use_the_envelope(
 ) -> None:
     assert_error(await alice.http.put(f"/v1/sessions/{session['id']}"), 405, "method_not_allowed")
     assert_error(await alice.http.get("/v1/nothing-here"), 404, "not_found")
+
+
+LONE_SURROGATES = ['"x\\ud800"', '"\\udfff tail"', '"\\ud83d"', '"pair \\ude00\\ud83d reversed"']
+
+
+async def post_raw(caller: Caller, method: str, path: str, body: str) -> httpx.Response:
+    """A body as raw JSON text: `\\ud800` escapes parse into lone surrogates, which no encoder
+    (hence no client's `json=`) would produce and no database can store."""
+    headers = {"Content-Type": "application/json"}
+    return await caller.http.request(method, path, content=body.encode(), headers=headers)
+
+
+@pytest.mark.parametrize("text", LONE_SURROGATES)
+async def test_text_with_a_lone_surrogate_is_refused(
+    alice: Caller, gateway: Gateway, session: dict[str, Any], text: str
+) -> None:
+    before = await snapshot(alice, session["id"])
+    calls = len(gateway.double.api.requests)
+    sid = session["id"]
+    for mode in ("blocking", "streaming", "async"):
+        sent = await post_raw(
+            alice, "POST", f"/v1/sessions/{sid}/messages",
+            f'{{"content": {text}, "response_mode": "{mode}"}}',
+        )  # fmt: skip
+        assert_error(sent, 400, "invalid_content")
+    recorded = await post_raw(
+        alice,
+        "POST",
+        "/v1/history",
+        f'{{"session_id": "{sid}", "role": "user", "content": {text}}}',
+    )
+    assert_error(recorded, 400, "invalid_content")
+    # /v1/qa made a session for the question and left it behind, empty, with a 500.
+    asked = await post_raw(
+        alice, "POST", "/v1/qa", f'{{"question": {text}, "assistant_id": "echo"}}'
+    )
+    assert_error(asked, 400, "invalid_content")
+    for method, path, body in [
+        ("POST", "/v1/sessions", f'{{"assistant_id": "echo", "title": {text}}}'),
+        ("PATCH", f"/v1/sessions/{sid}", f'{{"title": {text}}}'),
+        ("POST", "/v1/switch-assistant", f'{{"assistant_id": {text}}}'),
+    ]:
+        assert_error(await post_raw(alice, method, path, body), 422, "validation_error")
+    assert await snapshot(alice, session["id"]) == before
+    assert len(gateway.double.api.requests) == calls
+
+
+async def test_a_surrogate_pair_is_an_ordinary_character(
+    alice: Caller, session: dict[str, Any]
+) -> None:
+    sent = await post_raw(
+        alice, "POST", "/v1/history",
+        f'{{"session_id": "{session["id"]}", "role": "user", "content": "smile \\ud83d\\ude00"}}',
+    )  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["content"] == "smile \U0001f600"
+
+
+async def test_a_cursor_without_a_time_zone_is_refused(alice: Caller) -> None:
+    for stamp in ("2024-01-01T00:00:00", "2999-01-01 12:30"):
+        cursor = b64(f"{stamp}|{uuid.uuid4()}")
+        response = await alice.http.get("/v1/sessions", params={"cursor": cursor})
+        assert_error(response, 400, "invalid_cursor")

@@ -80,10 +80,11 @@ async def test_concurrent_retries_of_one_client_id_make_one_session(alice: Calle
     assert [s["id"] for s in await list_all(alice)] == [session_id]
 
 
-async def test_another_users_id_is_a_conflict(alice: Caller, bob: Caller) -> None:
+async def test_another_users_id_is_not_found(alice: Caller, bob: Caller) -> None:
     session = await alice.new_session("echo", title="mine")
     taken = await bob.http.post("/v1/sessions", json={"assistant_id": "echo", "id": session["id"]})
-    assert_error(taken, 409, "session_id_conflict")
+    # As for any id not the caller's: a 409 would tell bob that alice's session exists.
+    assert_error(taken, 404, "session_not_found")
     assert "mine" not in taken.text
     assert await list_all(bob) == []
     assert (await alice.http.get(f"/v1/sessions/{session['id']}")).json() == session
