@@ -8,6 +8,7 @@ connection does, and each caller degrades as it already does for that (`REDIS_ER
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,3 +41,35 @@ def connect_redis(url: str, *, timeout: float = REDIS_TIMEOUT) -> Redis:
     """A client for `url` whose every call gives up after about `timeout` seconds.
     No I/O happens here: connections open on first use."""
     return Redis.from_url(url, **redis_options(timeout))
+
+
+# After a failure, a hot path does not ask Redis again for this long: every request reads it,
+# and a hung Redis would otherwise cost each of them the whole timeout, several times over.
+RETRY_AFTER = 2.0
+
+
+class RedisOutage:
+    """One caller's memory that Redis just failed it, so it degrades at once for `retry_after`
+    seconds instead of waiting out a timeout on every request. Per caller and per process:
+    nothing shared to go wrong, and each finds Redis again on its own."""
+
+    def __init__(self, *, retry_after: float = RETRY_AFTER) -> None:
+        self._retry_after = retry_after
+        self._until = 0.0
+
+    @property
+    def ongoing(self) -> bool:
+        """True while Redis failed less than `retry_after` seconds ago: do not ask it."""
+        return time.monotonic() < self._until
+
+    def failed(self) -> bool:
+        """Records a failure; True when it starts an outage (the one worth logging)."""
+        first = self._until == 0.0
+        self._until = time.monotonic() + self._retry_after
+        return first
+
+    def answered(self) -> bool:
+        """Records a success; True when it ends an outage."""
+        ended = self._until != 0.0
+        self._until = 0.0
+        return ended

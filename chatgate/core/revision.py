@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from redis.asyncio import Redis
 
-from chatgate.core.redis import REDIS_ERRORS, REDIS_TIMEOUT
+from chatgate.core.redis import REDIS_ERRORS, REDIS_TIMEOUT, RETRY_AFTER, RedisOutage
 
 log = logging.getLogger("chatgate.revision")
-# After a failed read, the revision is not asked of Redis again for this long: every request
-# reads it, and a hung Redis would otherwise cost each of them the whole timeout.
-RETRY_AFTER = 2.0
 
 
 class Revision:
@@ -32,17 +28,16 @@ class Revision:
         self._redis = redis
         self._key = key
         self._timeout = timeout
-        self._retry_after = retry_after
+        self._outage = RedisOutage(retry_after=retry_after)
         self._local = 0
         self._last_seen = 0
-        self._away_until = 0.0
 
     async def current(self) -> int:
         """The revision now; while Redis is unreachable or hung, the last one seen (caches keep
         serving what they have rather than failing or holding every request)."""
         if self._redis is None:
             return self._local
-        if time.monotonic() < self._away_until:
+        if self._outage.ongoing:
             return self._last_seen
         try:
             # The client's own socket timeouts bound each call too; this bounds the whole read,
@@ -50,16 +45,14 @@ class Revision:
             async with asyncio.timeout(self._timeout * 2):
                 self._last_seen = int(await self._redis.get(self._key) or 0)
         except REDIS_ERRORS as exc:
-            if not self._away_until:
+            if self._outage.failed():
                 log.warning(
                     "cannot read %s from Redis; using the last value seen: %s",
                     self._key, exc or type(exc).__name__,
                 )  # fmt: skip
-            self._away_until = time.monotonic() + self._retry_after
             return self._last_seen
-        if self._away_until:
+        if self._outage.answered():
             log.warning("%s is read from Redis again", self._key)
-            self._away_until = 0.0
         return self._last_seen
 
     async def bump(self) -> None:

@@ -1,7 +1,8 @@
 """Rate limits: requests per minute per user or key and per IP, tokens per minute per user and
 assistant. Sliding-window counters from the `limits` library: atomic Lua in Redis, shared by every
-process; in process without Redis. When Redis is unreachable the policy decides: fail open
-(counted and logged) or fail closed (503)."""
+process; in process without Redis. When Redis is unreachable or hung (each call gives up after
+half a second) the policy decides: fail open (counted and logged) or fail closed (503); after a
+failure Redis is not asked again for a couple of seconds, so an outage costs no request a wait."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 
 from chatgate.core.errors import AppError, ServiceUnavailable
 from chatgate.core.policies import RateLimitSettings
+from chatgate.core.redis import REDIS_TIMEOUT, RedisOutage
 from chatgate.observability import metrics
 
 log = logging.getLogger("chatgate.ratelimit")
@@ -33,12 +35,14 @@ class RateLimiter:
         storage: Storage = (
             RedisStorage(
                 f"async+{redis_url}", implementation="redispy", wrap_exceptions=True,
-                key_prefix="chatgate:limits", socket_timeout=0.5, socket_connect_timeout=0.5,
+                key_prefix="chatgate:limits", socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
             )
             if redis_url
             else MemoryStorage()
         )  # fmt: skip
         self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._outage = RedisOutage()
         self._per_user = RateLimitItemPerMinute(settings.requests_per_minute)
         self._per_ip = RateLimitItemPerMinute(settings.ip_requests_per_minute)
         self._tokens = RateLimitItemPerMinute(settings.tokens_per_minute)
@@ -53,6 +57,9 @@ class RateLimiter:
         """Refuses a call whose prompt alone would pass the minute's token budget."""
         if not self.enabled:
             return
+        if self._outage.ongoing:
+            self._unavailable(None)
+            return
         try:
             allowed = await self._limiter.test(
                 self._tokens, "tokens", user, assistant, cost=estimate
@@ -66,7 +73,7 @@ class RateLimiter:
             )
 
     async def record_tokens(self, *, user: str, assistant: str, tokens: int) -> None:
-        if not self.enabled or tokens <= 0:
+        if not self.enabled or tokens <= 0 or self._outage.ongoing:
             return
         try:
             if not await self._limiter.hit(self._tokens, "tokens", user, assistant, cost=tokens):
@@ -85,6 +92,9 @@ class RateLimiter:
         self, item: RateLimitItem, scope: str, who: str, *, cost: int, what: str
     ) -> None:
         if not self.enabled:
+            return
+        if self._outage.ongoing:
+            self._unavailable(None)
             return
         try:
             allowed = await self._limiter.hit(item, scope, who, cost=cost)
@@ -111,12 +121,17 @@ class RateLimiter:
             },
         )
 
-    def _unavailable(self, exc: Exception) -> None:
+    def _unavailable(self, exc: Exception | None) -> None:
+        """Redis failed this call (`exc`), or failed moments ago and was not asked (None)."""
         metrics.rate_limit_errors.inc()
+        if exc is not None:  # logged when Redis was asked, not for each request skipping it
+            self._outage.failed()
+            if self._fail_open:
+                log.warning("rate limiter storage unreachable; letting requests through: %s", exc)
+            else:
+                log.error("rate limiter storage unreachable; refusing requests: %s", exc)
         if self._fail_open:
-            log.warning("rate limiter storage unreachable; letting the request through: %s", exc)
             return
-        log.error("rate limiter storage unreachable; refusing the request: %s", exc)
         raise ServiceUnavailable(
             "rate limits cannot be checked right now", code="rate_limiter_unavailable",
             headers={"Retry-After": "5"},
