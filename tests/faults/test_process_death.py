@@ -64,29 +64,31 @@ def chatgate_process(tmp: Path, double: Double) -> Iterator[tuple[str, subproces
 def test_an_answer_of_a_killed_process_is_interrupted_with_its_text(
     tmp_path: Path, openai_double: Double
 ) -> None:
-    with chatgate_process(tmp_path, openai_double) as (url, process):
-        with httpx.Client(base_url=url, timeout=20) as http:
-            session = http.post("/v1/sessions", json={"assistant_id": "echo"}).json()
-            deltas = 0
-            with http.stream(
-                "POST", f"/v1/sessions/{session['id']}/messages",
-                json={"content": "[[slow 100 0.1]]", "response_mode": "streaming"},
-            ) as streaming:  # fmt: skip
-                for line in streaming.iter_lines():
-                    deltas += line == "event: delta"
-                    if deltas == 12:  # 1.2 s of text: several flushes of 0.2 s behind it
-                        os.killpg(process.pid, signal.SIGKILL)
-                        process.wait(10)
-                        break
-    with chatgate_process(tmp_path, openai_double) as (url, _):
-        with httpx.Client(base_url=url, timeout=20) as http:
-            page = http.get(f"/v1/history/{session['id']}").json()
-            answer = page["data"][-1]
-            assert answer["status"] == "interrupted", answer
-            words = answer["content"].split()
-            assert len(words) >= 5 and words == [f"w{i}" for i in range(len(words))], answer
-            reply = http.post(
-                f"/v1/sessions/{session['id']}/messages", json={"content": "back again?"}
-            )
-            assert reply.status_code == 200, reply.text
-            assert reply.json()["message"]["content"] == "echo: back again?"
+    with (
+        chatgate_process(tmp_path, openai_double) as (url, process),
+        httpx.Client(base_url=url, timeout=20) as http,
+    ):
+        session = http.post("/v1/sessions", json={"assistant_id": "echo"}).json()
+        deltas = 0
+        with http.stream(
+            "POST", f"/v1/sessions/{session['id']}/messages",
+            json={"content": "[[slow 100 0.1]]", "response_mode": "streaming"},
+        ) as streaming:  # fmt: skip
+            for line in streaming.iter_lines():
+                deltas += line == "event: delta"
+                if deltas == 12:  # 1.2 s of text: several flushes of 0.2 s behind it
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)
+                    break
+    with (
+        chatgate_process(tmp_path, openai_double) as (url, _),
+        httpx.Client(base_url=url, timeout=20) as http,
+    ):
+        page = http.get(f"/v1/history/{session['id']}").json()
+        answer = page["data"][-1]
+        assert answer["status"] == "interrupted", answer
+        words = answer["content"].split()
+        assert len(words) >= 5 and words == [f"w{i}" for i in range(len(words))], answer
+        reply = http.post(f"/v1/sessions/{session['id']}/messages", json={"content": "back again?"})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["message"]["content"] == "echo: back again?"
