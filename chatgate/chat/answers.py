@@ -2,7 +2,9 @@
 
 Used by in-process turns (which also feed a live stream) and by queue workers (which feed none).
 However the answer ends (done, stopped, client gone, engine failure) the text produced so far
-is saved with its final status.
+is saved with its final status. The database may blink meanwhile (a restart, a lock): text saved
+along the way is best effort, and the end is retried, so the stream still ends and the row does
+not stay `streaming` to lock its session.
 """
 
 from __future__ import annotations
