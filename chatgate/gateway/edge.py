@@ -26,18 +26,20 @@ class Edge:
         """Why this request is turned away, if it is; notes the client's address in its state.
         `local_only` (auth mode none) takes only loopback clients asking for a loopback name."""
         peer = scope["client"][0] if scope.get("client") else ""
-        forwarded = host = None
+        forwarded = host = origin = None
         for name, value in scope["headers"] if self.trusted or local_only else ():
             if name == b"x-forwarded-for" and self.trusted:
                 forwarded = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
         address = client_address(peer, forwarded, self.trusted)
         scope.setdefault("state", {})["client_ip"] = address
         path = scope["path"]
         try:
             if local_only:
-                check_local(address, host, unix_socket=not peer)
+                check_local(address, host, origin, unix_socket=not peer)
             if self.allowed and path not in PROBES and not in_networks(address, self.allowed):
                 raise Forbidden(f"requests from {address} are not allowed", code="ip_not_allowed")
             if path.startswith("/v1/"):
@@ -47,10 +49,14 @@ class Edge:
         return None
 
 
-def check_local(address: str, host: str | None, *, unix_socket: bool = False) -> None:
+def check_local(
+    address: str, host: str | None, origin: str | None, *, unix_socket: bool = False
+) -> None:
     """With no authentication, anyone who can reach the port is the admin: only this machine may,
     and only by a loopback name, or a web page could reach it through DNS rebinding (its own name
-    resolving to 127.0.0.1), which the browser treats as the page's own origin."""
+    resolving to 127.0.0.1), which the browser treats as the page's own origin. A browser names
+    the page behind a cross-site request in `Origin`: only a page served from here may write
+    (the JSON-only bodies stop cross-site forms; this stops a bodiless cross-site POST too)."""
     if not (unix_socket or _is_loopback(address)):
         raise Forbidden(
             f"auth mode none serves this machine only, not {address}", code="not_loopback"
@@ -61,6 +67,20 @@ def check_local(address: str, host: str | None, *, unix_socket: bool = False) ->
             f"{(host or 'no Host')[:100]!r}",
             code="host_not_allowed",
         )
+    if origin is not None and not _is_local_origin(origin):
+        raise Forbidden(
+            f"auth mode none answers pages served from this machine only, not {origin[:100]!r}",
+            code="origin_not_allowed",
+        )
+
+
+def _is_local_origin(origin: str) -> bool:
+    scheme, separator, rest = origin.partition("://")
+    return (
+        bool(separator)
+        and scheme.lower() in ("http", "https")
+        and (host_name(rest) in LOOPBACK_HOSTS)
+    )
 
 
 def host_name(host: str) -> str:

@@ -71,3 +71,20 @@ async def test_a_client_that_is_not_on_this_machine_is_refused(local: Local) -> 
                 assert_error(response, 403, "not_loopback")
         local_client = await http.get("/v1/admin/audit", headers={"X-Forwarded-For": "127.0.0.1"})
         assert local_client.status_code == 200, local_client.text
+
+
+async def test_a_page_from_another_site_is_refused(local: Local) -> None:
+    async with httpx.AsyncClient(base_url=local.url, timeout=30) as http:
+        session = (await http.post("/v1/sessions", json={"assistant_id": "echo"})).json()
+        stop = f"/v1/sessions/{session['id']}/stop"
+        # A bodiless POST needs no preflight: a page anywhere could send it, with its Origin.
+        for origin in (
+            "http://evil.example",
+            "null",
+            f"http://localhost.evil.example:{local.port}",
+        ):
+            response = await http.post(stop, headers={"Origin": origin})
+            assert_error(response, 403, "origin_not_allowed")
+        for origin in (local.url, f"http://localhost:{local.port}", "http://[::1]:9"):
+            response = await http.post(stop, headers={"Origin": origin})
+            assert response.status_code == 200, (origin, response.text)
