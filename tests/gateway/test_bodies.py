@@ -42,14 +42,17 @@ async def test_the_completions_lane_takes_a_larger_body_up_to_its_own_cap(
     assert_error(refused, 413, "too_large")
 
 
-async def _post_chunked(url: str, path: str, *, chunks: int, size: int) -> bytes:
+async def _post_chunked(
+    url: str, path: str, *, chunks: int, size: int, headers: dict[str, str] | None = None
+) -> bytes:
     """Sends a chunked body without its last chunk, so only a server that stops reading at its
     cap can answer; returns what the server sent back."""
     address = urlsplit(url)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
     try:
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n{extra}"
             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
         )
         piece = f"{size:x}\r\n".encode() + b"z" * size + b"\r\n"
@@ -113,3 +116,15 @@ async def test_json_types_and_bodiless_posts_pass(alice: Caller) -> None:
     assert stopped.status_code == 200, stopped.text
     missing = await alice.http.post(f"/v1/sessions/{uuid.uuid4()}/stop")
     assert_error(missing, 404, "session_not_found")
+
+
+async def test_a_chunked_body_on_the_lane_is_cut_off_at_the_lanes_cap(alice: Caller) -> None:
+    # With a token, the lane reads the body: it is cut off past 4 MiB, as it streams in.
+    token = alice.http.headers["Authorization"]
+    answer = await _post_chunked(
+        str(alice.http.base_url), "/v1/chat/completions", chunks=64, size=MIB // 8,
+        headers={"Authorization": token},
+    )  # fmt: skip
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b'"code":"too_large"' in body.replace(b" ", b"")
