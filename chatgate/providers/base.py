@@ -83,6 +83,11 @@ class Provider(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    async def count_tokens_async(self, text: str) -> int:
+        """`count_tokens` that never holds the event loop long, whatever the text's length
+        (the bundled engine's exact count tokenises in a thread)."""
+        ...
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -99,6 +104,9 @@ class WrappedProvider:
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
+
+    async def count_tokens_async(self, text: str) -> int:
+        return await self.inner.count_tokens_async(text)
 
     async def start(self) -> None:
         await self.inner.start()

@@ -76,6 +76,9 @@ class FallbackChain:
     def count_tokens(self, text: str) -> int:
         return self.links[0].count_tokens(text)
 
+    async def count_tokens_async(self, text: str) -> int:
+        return await self.links[0].count_tokens_async(text)
+
     async def start(self) -> None:
         """Nothing: the registry starts and closes the engines."""
 
