@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from chatgate.core.config import ID_PATTERN, AssistantConfig
 from chatgate.core.policies import GuardPolicy
+from chatgate.core.text import UnicodeText
 
 
 class Assistant(AssistantConfig):
@@ -39,19 +40,24 @@ class AssistantList(BaseModel):
 
 class AssistantCreate(AssistantConfig):
     id: str = Field(pattern=ID_PATTERN)
+    # A client's free text: no lone surrogates (see core/text.py).
+    description: UnicodeText = ""
+    model: UnicodeText
+    system_prompt: UnicodeText = ""
+    fallback_answer: UnicodeText | None = None
 
 
 class AssistantUpdate(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = None
+    description: UnicodeText | None = None
     provider: str | None = None
     model: str | None = Field(None, min_length=1, max_length=200)
-    system_prompt: str | None = None
+    system_prompt: UnicodeText | None = None
     max_context_tokens: int | None = Field(None, ge=64)
     max_answer_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     fallback_providers: list[str] | None = None
-    fallback_answer: str | None = None
+    fallback_answer: UnicodeText | None = None
     cache_answers: bool | None = None
     guards: GuardPolicy | None = None
     enabled: bool | None = None

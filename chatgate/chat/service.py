@@ -17,6 +17,7 @@ from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.schemas import MessageOut
 from chatgate.core.config import Settings
 from chatgate.core.errors import BadRequest, Forbidden, NotFound, TooLarge
+from chatgate.core.text import is_unicode_text
 from chatgate.core.time import utcnow
 
 TITLE_LENGTH = 60
@@ -44,19 +45,6 @@ def check_content(content: str, settings: Settings) -> None:
             f"content is {len(content)} characters; the limit is {settings.max_content_chars}",
             code="content_too_large",
         )
-
-
-def is_unicode_text(text: str) -> bool:
-    """False for a str holding lone surrogates, which JSON's `\\uXXXX` escapes can make (Python's
-    json module decodes them) but UTF-8 cannot encode: every database write and engine call
-    would fail on them with a 500."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def get_owned_session(db: AsyncSession, *, user: User, session_id: uuid.UUID) -> ChatSession:
