@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from chatgate.auth.models import ApiKey
+from chatgate.core.text import is_unicode_text
 
 # C0 and C1 control characters, DEL among them. NUL is refused by PostgreSQL's text type (a 500
 # before this check); none of them belongs in an id that logs and audit events show.
@@ -16,7 +17,8 @@ USER_ID_RULE = "1 to 255 characters, none of them a control character"
 
 
 def is_valid_user_id(value: str) -> bool:
-    return 0 < len(value) <= 255 and _CONTROL.search(value) is None
+    # A token's `sub` is JSON: it can hold lone surrogates, which no database stores (a 500).
+    return 0 < len(value) <= 255 and _CONTROL.search(value) is None and is_unicode_text(value)
 
 
 class KeyCreate(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Caller, Gateway, assert_error
+from tests.conftest import Caller, Gateway, assert_error, make_token, open_caller
 
 
 def b64(text: str) -> str:
@@ -318,3 +318,14 @@ async def test_a_cursor_without_a_time_zone_is_refused(alice: Caller) -> None:
         cursor = b64(f"{stamp}|{uuid.uuid4()}")
         response = await alice.http.get("/v1/sessions", params={"cursor": cursor})
         assert_error(response, 400, "invalid_cursor")
+
+
+async def test_a_token_whose_user_id_holds_a_lone_surrogate_is_refused(gateway: Gateway) -> None:
+    # PyJWT writes the claim as a `\ud800` escape; json.loads makes it a lone surrogate again.
+    token = make_token("user-\ud800")
+    async with open_caller(gateway.url, token=token) as caller:
+        for response in (
+            await caller.http.get("/v1/sessions"),
+            await caller.http.post("/v1/sessions", json={"assistant_id": "echo"}),
+        ):
+            assert_error(response, 401, "invalid_token")
