@@ -7,10 +7,11 @@ answers run at once; a request that waits longer than `queue_timeout` for a slot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,43 @@ def bundled_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_MODEL
 
 
+def cpu_has_amx() -> bool:
+    try:
+        return "amx_int8" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+_LOADING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_weight_buffers() -> Iterator[None]:
+    """On a CPU with AMX, llama.cpp puts the model's weights in its AMX buffers, and its AMX
+    matrix multiply kills the process (SIGSEGV in ggml_backend_amx_mul_mat; llama-cpp-python
+    0.3.36, on every answer). `Llama()` takes no parameter for llama.cpp's `use_extra_bufts`,
+    so the default model parameters it starts from are swapped while it loads. Elsewhere
+    nothing changes (the extra buffers also hold repacked weights, which other CPUs may use)."""
+    if not cpu_has_amx():
+        yield
+        return
+    from llama_cpp import llama_cpp as native  # the bindings `Llama()` reads them from
+
+    with _LOADING:
+        defaults = native.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        native.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            native.llama_model_default_params = defaults
+
+
 class LocalProvider:
     def __init__(self, config: ProviderConfig) -> None:
         self.id = config.id
@@ -64,12 +102,13 @@ class LocalProvider:
     def _load(self) -> Any:
         from llama_cpp import Llama
 
-        return Llama(
-            model_path=str(self._model_path),
-            n_ctx=self.config.n_ctx,
-            n_threads=self.config.n_threads,
-            verbose=False,
-        )
+        with _plain_weight_buffers():
+            return Llama(
+                model_path=str(self._model_path),
+                n_ctx=self.config.n_ctx,
+                n_threads=self.config.n_threads,
+                verbose=False,
+            )
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
