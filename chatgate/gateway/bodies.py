@@ -6,6 +6,7 @@ body that is not JSON; every other body is JSON and at most `max_body_bytes`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -71,33 +72,54 @@ def is_json(content_type: str) -> bool:
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-def body_refusal(scope: Scope, body: BodyHeaders, cap: int) -> AppError | None:
-    """Why this request's body is refused before it is read, if it is."""
+def type_refusal(scope: Scope, body: BodyHeaders, *, typeless: bool) -> AppError | None:
+    """Why this request's body type is refused, if it is. `typeless` lets a body with no
+    Content-Type through to its route or lane, as before: with credentials in a header a page
+    elsewhere cannot post as anyone anyway, but with no authentication a typeless body (a
+    Blob) is what a page could still send without a preflight."""
+    if scope["method"] not in BODY_METHODS:
+        return None
+    content_type = body.content_type
+    if content_type is None and (typeless or not body.has_body):
+        return None
+    content_type = content_type or ""
+    allowed = OTHER_BODY_TYPES.get(scope["path"], frozenset())
+    if is_json(content_type) or _media_type(content_type) in allowed:
+        return None
+    return AppError(
+        f"this endpoint takes application/json, not {content_type[:100] or 'no type'}",
+        code="unsupported_media_type", status=415,
+    )  # fmt: skip
+
+
+def size_refusal(body: BodyHeaders, cap: int) -> AppError | None:
+    """A body whose Content-Length is over its cap, refused before a byte of it is read."""
     if body.content_length is not None and body.content_length > cap:
-        return TooLarge(f"the request body is over {cap} bytes", code="too_large")
-    if scope["method"] in BODY_METHODS and (body.has_body or body.content_type is not None):
-        content_type = body.content_type or ""
-        allowed = OTHER_BODY_TYPES.get(scope["path"], frozenset())
-        if not (is_json(content_type) or _media_type(content_type) in allowed):
-            return AppError(
-                f"this endpoint takes application/json, not {content_type[:100] or 'no type'}",
-                code="unsupported_media_type", status=415,
-            )  # fmt: skip
+        return too_large(cap)
     return None
 
 
-def capped(receive: Receive, cap: int) -> Receive:
-    """`receive` that raises BodyTooLarge as soon as the body read so far passes `cap`, so a body
-    with no (or a false) Content-Length is cut off while it streams in, never read whole."""
+def too_large(cap: int) -> TooLarge:
+    return TooLarge(f"the request body is over {cap} bytes", code="too_large")
+
+
+def capped(
+    receive: Receive, cap: int, *, declared: int | None, error: Callable[[int], Exception]
+) -> Receive:
+    """`receive` that raises `error(cap)` once the body passes `cap`: at the first call when its
+    Content-Length says so, else as soon as the bytes read so far do, so a body with no (or a
+    false) Content-Length is cut off while it streams in, never read whole."""
     size = 0
 
     async def receive_capped() -> Message:
         nonlocal size
+        if declared is not None and declared > cap:
+            raise error(cap)
         message = await receive()
         if message["type"] == "http.request":
             size += len(message.get("body", b""))
             if size > cap:
-                raise BodyTooLarge(cap)
+                raise error(cap)
         return message
 
     return receive_capped

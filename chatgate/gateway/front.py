@@ -19,10 +19,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatgate.core.config import Settings
-from chatgate.core.errors import AppError, TooLarge, error_response, internal_error
+from chatgate.core.errors import AppError, error_response, internal_error
 from chatgate.core.parts import parts_of
 from chatgate.core.tracing import trace_id_of, using_trace_id
-from chatgate.gateway.bodies import BodyTooLarge, body_cap, body_headers, body_refusal, capped
+from chatgate.gateway.bodies import (
+    BodyTooLarge,
+    body_cap,
+    body_headers,
+    capped,
+    size_refusal,
+    too_large,
+    type_refusal,
+)
 from chatgate.gateway.edge import Edge
 from chatgate.observability.requests import RequestObserver
 
@@ -125,16 +133,24 @@ class Front:
                     headers={"Allow": allow},
                 )  # fmt: skip
             if refusal is None:
-                refusal = body_refusal(scope, body, cap)
+                refusal = type_refusal(scope, body, typeless=not door.local_only)
+            # A lane reads its body after the credentials and answers in its own dialect: it
+            # gets its cap as an AppError from `receive`. FastAPI parses a body before any
+            # dependency runs: an oversized one is refused here, unread.
+            if refusal is None and lane is None:
+                refusal = size_refusal(body, cap)
             if refusal is not None:
                 app: ASGIApp = error_response(refusal)
             else:
                 app = self.lane_apps[lane.path] if lane is not None else self.app
-            await app(scope, capped(receive, cap) if body.has_body else receive, send)
-        except BodyTooLarge as exc:
+            if body.has_body:
+                error = too_large if lane is not None else BodyTooLarge
+                receive = capped(receive, cap, declared=body.content_length, error=error)
+            await app(scope, receive, send)
+        except BodyTooLarge:
             if response.status:
                 raise  # a route that answers before reading its whole body; nothing to add
-            await error_response(TooLarge(exc.detail, code="too_large"))(scope, receive, send)
+            await error_response(too_large(cap))(scope, receive, send)
         except Exception:
             if response.finished:
                 return  # FastAPI's last-resort handler answered (and logged) it; it re-raises

@@ -28,18 +28,24 @@ async def test_an_oversized_body_is_refused_before_authentication(gateway: Gatew
 
 
 async def test_the_completions_lane_takes_a_larger_body_up_to_its_own_cap(
-    gateway: Gateway,
+    gateway: Gateway, alice: Caller
 ) -> None:
     conversation = b'{"model": "echo", "messages": [{"role": "user", "content": "'
     between = conversation + b"y" * (2 * MIB) + b'"}]}'
     over = conversation + b"y" * (5 * MIB) + b'"}]}'
     headers = {"Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-        # Over the ordinary cap, under the lane's: it reaches the lane, which asks for a token.
-        allowed = await http.post("/v1/chat/completions", content=between, headers=headers)
-        assert allowed.status_code == 401, allowed.text
-        refused = await http.post("/v1/chat/completions", content=over, headers=headers)
-    assert_error(refused, 413, "too_large")
+        # The lane checks credentials before it reads a byte of the body.
+        for body in (between, over):
+            anonymous = await http.post("/v1/chat/completions", content=body, headers=headers)
+            assert anonymous.status_code == 401, anonymous.text
+    # Over the ordinary cap, under the lane's: the lane reads it (and judges its content).
+    allowed = await alice.http.post("/v1/chat/completions", content=between, headers=headers)
+    assert allowed.json()["error"]["code"] != "too_large", allowed.text
+    refused = await alice.http.post("/v1/chat/completions", content=over, headers=headers)
+    assert refused.status_code == 413, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["type"]) == ("too_large", "invalid_request_error")
 
 
 async def _post_chunked(

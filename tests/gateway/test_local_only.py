@@ -88,3 +88,16 @@ async def test_a_page_from_another_site_is_refused(local: Local) -> None:
         for origin in (local.url, f"http://localhost:{local.port}", "http://[::1]:9"):
             response = await http.post(stop, headers={"Origin": origin})
             assert response.status_code == 200, (origin, response.text)
+
+
+async def test_a_body_without_a_type_is_refused(local: Local) -> None:
+    # With no credentials to forge, a typeless body (a page's Blob) needs no preflight either.
+    async with httpx.AsyncClient(base_url=local.url, timeout=30) as http:
+        untyped = await http.post("/v1/sessions", content=b'{"assistant_id": "echo"}')
+        assert_error(untyped, 415, "unsupported_media_type")
+        lane = await http.post(
+            "/v1/chat/completions",
+            content=b'{"model": "echo", "messages": [{"role": "user", "content": "hi"}]}',
+        )
+        assert_error(lane, 415, "unsupported_media_type")
+        assert (await http.get("/v1/sessions")).json()["data"] == []
