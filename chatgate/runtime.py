@@ -113,14 +113,17 @@ async def open_runtime(
         writer = AnswerWriter(
             database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
         )
+        # After the turns stop, before the database closes: saves still in flight get a last try.
+        stack.push_async_callback(writer.close)
         turns = TurnManager(
             database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
             cache=cache,
         )  # fmt: skip
         stack.push_async_callback(turns.shutdown)
         catalog = AssistantCatalog(
-            database=database, redis=redis, provider_ids={p.id for p in settings.providers}
-        )
+            database=database, redis=redis, provider_ids={p.id for p in settings.providers},
+            local_providers={p.id for p in settings.providers if p.type == "local"},
+        )  # fmt: skip
         yield Runtime(
             settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,

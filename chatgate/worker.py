@@ -7,43 +7,37 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from contextlib import AsyncExitStack
 from typing import Any
 
 from arq import func
-from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from chatgate.cache.service import CachePlan
 from chatgate.core.config import Settings
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import using_trace_id
-from chatgate.providers.base import CompletionRequest
-from chatgate.providers.fallback import ChainSpec
 from chatgate.runtime import Runtime, open_runtime
-from chatgate.tasks.queue import WRITE_ANSWER
+from chatgate.tasks.queue import (
+    WRITE_ANSWER,
+    decode_job,
+    encode_job,
+    queue_redis,
+    queued_answer,
+)
 
 log = logging.getLogger("chatgate.worker")
 
 
-async def write_answer(
-    ctx: dict[str, Any],
-    answer_id: str,
-    chain: ChainSpec | str,
-    request: CompletionRequest,
-    cache: CachePlan | None = None,  # absent from jobs queued by an older API process
-) -> dict[str, Any]:
+async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     runtime: Runtime = ctx["runtime"]
-    # A job queued by an older API process names a single engine.
-    registry = runtime.providers
-    provider = registry.chain(chain) if isinstance(chain, ChainSpec) else registry.get(chain)
-    with using_trace_id(request.trace_id):
-        status = await runtime.turns.write_queued(uuid.UUID(answer_id), provider, request, cache)
-    if status is None:
-        # Deleted meanwhile, or already ended by an earlier try.
-        return {"skipped": True, "worker": os.getpid()}
-    log.info("answer written", extra={"message_id": answer_id, "status": status})
+    job = queued_answer(payload)
+    provider = runtime.providers.chain(job.chain)
+    with using_trace_id(job.request.trace_id):
+        status = await runtime.turns.write_queued(job.answer_id, provider, job.request, job.cache)
+        if status is None:
+            # Deleted meanwhile, stopped before it started, or ended by an earlier try.
+            return {"skipped": True, "worker": os.getpid()}
+        log.info("answer written", extra={"message_id": str(job.answer_id), "status": status})
     return {"status": status, "worker": os.getpid()}
 
 
@@ -66,7 +60,10 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     )
     return Worker(
         functions=[func(write_answer, name=WRITE_ANSWER, max_tries=3)],
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        # chatgate's timeouts, and jobs as JSON (never pickle) both ways.
+        redis_pool=queue_redis(settings.redis_url),
+        job_serializer=encode_job,
+        job_deserializer=decode_job,
         queue_name=settings.task_queue,
         on_startup=startup,
         on_shutdown=shutdown,

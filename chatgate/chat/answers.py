@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 
 from chatgate.chat.models import ChatSession, Message, MessageStatus
 from chatgate.core.db import Database
@@ -332,15 +332,25 @@ async def recover_unfinished_answers(
         condition &= Message.updated_at < utcnow() - STALE_AFTER
     if session_id is not None:
         condition &= Message.session_id == session_id
+    error = {"code": "process_restarted", "message": "the answer's process ended"}
+    return await _interrupt(database, condition, error)
+
+
+async def interrupt_answer(database: Database, answer_id: uuid.UUID, *, reason: str) -> int:
+    """Ends one answer still `streaming` as `interrupted`, keeping its text (an answer that no
+    process writes, e.g. queued and stopped before any worker took it)."""
+    condition = (Message.id == answer_id) & (Message.status == "streaming")
+    return await _interrupt(database, condition, _error_record("interrupted", None, reason))
+
+
+async def _interrupt(
+    database: Database, condition: ColumnElement[bool], error: dict[str, Any] | None
+) -> int:
     async with database.session() as db:
         result = await db.execute(
             update(Message)
             .where(condition)
-            .values(
-                status="interrupted",
-                error={"code": "process_restarted", "message": "the answer's process ended"},
-                updated_at=utcnow(),
-            )
+            .values(status="interrupted", error=error, updated_at=utcnow())
         )
         await db.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ audit event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,8 @@ class PreparedTurn:
     cache: CachePlan | None = None
     # Masked values to put back into the answer, known to this process only (never queued).
     restores: bool = False
+    # What the guards did, for the caller (`X-Chatgate-Guard`).
+    guard_marks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,7 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
     request = engine_request(ask, guard, engine_state, trace_id)
     return PreparedTurn(
         user_message=user_message, answer=answer, request=request, provider=guard.wrap(provider),
-        cache=plan, restores=guard.restores,
+        cache=plan, restores=guard.restores, guard_marks=guard.outcome.marks,
     )  # fmt: skip
 
 

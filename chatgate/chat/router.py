@@ -190,19 +190,20 @@ async def send_message(
     if body.response_mode == "async" and turns.queue is not None:
         prepared = await turns.submit(ask)
         task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}
-        return JSONBytes(task, status_code=202, headers=cache_headers(prepared.cache))
+        marks = {**cache_headers(prepared.cache), **prepared.guard_marks}
+        return JSONBytes(task, status_code=202, headers=marks)
     turn: Turn = await turns.begin(ask)
-    x_cache = cache_headers(turn.cache)
+    marks = {**cache_headers(turn.cache), **turn.guard_marks}
     if body.response_mode == "async":
         task = {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}
-        return JSONBytes(task, status_code=202, headers=x_cache)
+        return JSONBytes(task, status_code=202, headers=marks)
     if body.response_mode == "streaming":
         # Wait for the first token, so an engine that fails before answering gets its own status.
         await turn.first_output.wait()
         if turn.task and turn.task.done() and turn.task.result().error and not turn.answer.content:
             return _failure(turn.task.result())
         return StreamingResponse(
-            answer_events(turn), media_type="text/event-stream", headers={**SSE_HEADERS, **x_cache}
+            answer_events(turn), media_type="text/event-stream", headers={**SSE_HEADERS, **marks}
         )
     end = await turn.result()
     if end.error is not None:
@@ -211,7 +212,7 @@ async def send_message(
         SendResult(
             user_message=MessageOut.of(turn.user_message), message=MessageOut.of(end.message)
         ).model_dump(mode="json"),
-        headers=x_cache,
+        headers=marks,
     )
 
 
@@ -224,13 +225,11 @@ async def stop_answer(session: OwnedSession, db: DbSession, turns: Turns) -> Sto
     answer = await service.streaming_answer(db, session_id=session.id)
     if answer is None or turns.queue is None:
         return StopResult(stopped=False)
-    # The worker catches the abort to save the text so far, so the job ends "successfully":
-    # whether it stopped shows in the stored status, not in arq's answer.
-    await turns.queue.abort(answer.id)
-    await db.refresh(answer)
-    if answer.status == "streaming":
+    # Whether it stopped shows in the stored answer, whoever wrote it.
+    ended = await turns.stop_queued(answer.id)
+    if ended is None or ended.status == "streaming":
         return StopResult(stopped=False)
-    return StopResult(stopped=True, message=MessageOut.of(answer))
+    return StopResult(stopped=True, message=MessageOut.of(ended))
 
 
 TASK_STATUS = {
@@ -242,9 +241,7 @@ TASK_STATUS = {
 
 
 @router.get("/tasks/{task_id}")
-async def get_task(
-    task_id: str, db: DbSession, user: CurrentUser, turns: Turns
-) -> dict[str, Any]:
+async def get_task(task_id: str, db: DbSession, user: CurrentUser, turns: Turns) -> dict[str, Any]:
     message = await service.get_owned_answer(
         db, user=user, message_id=parse_id(task_id, what="task_id")
     )

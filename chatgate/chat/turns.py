@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
 from chatgate.cache.service import AnswerCache, CachePlan
-from chatgate.chat.answers import AnswerWriter, TurnEnd
+from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
 from chatgate.chat.models import Message, MessageStatus
 from chatgate.chat.prepare import Ask, PreparedTurn, TurnParts, prepare_turn, turn_in_progress
 from chatgate.core.db import Database
+from chatgate.core.errors import ServiceUnavailable
 from chatgate.providers.base import CompletionRequest, Provider
 from chatgate.providers.fallback import chain_spec
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
-from chatgate.tasks.queue import TaskQueue
+from chatgate.tasks.queue import QueuedAnswer, TaskQueue
 
 __all__ = ["Ask", "PreparedTurn", "Turn", "TurnManager", "turn_in_progress"]
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
+# How long a stop waits for a worker to end the answer it writes, polling its row.
+STOP_WAIT = 5.0
+STOP_POLL = 0.1
+log = logging.getLogger("chatgate.chat.turns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,8 @@ class Turn:
     stop_reason: StopReason | None = None
     task: asyncio.Task[TurnEnd] | None = None
     cache: CachePlan | None = None
+    # What the guards did, for the caller (`X-Chatgate-Guard`).
+    guard_marks: dict[str, str] = field(default_factory=dict)
 
     def on_text(self, text: str) -> None:
         self.events.put_nowait(text)
@@ -109,39 +117,67 @@ class TurnManager:
             self._starting.discard(session_id)
         turn = Turn(
             session_id=session_id, user_message=prepared.user_message, answer=prepared.answer,
-            cache=prepared.cache,
+            cache=prepared.cache, guard_marks=prepared.guard_marks,
         )  # fmt: skip
         if prepared.cache is not None and prepared.cache.hit:
             turn.task = asyncio.create_task(self._replay(turn))
             return turn
-        self._active[session_id] = turn
-        turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
-        return turn
+        return self._write_here(turn, prepared)
 
     async def submit(self, ask: Ask) -> PreparedTurn:
         """Prepares the turn and queues its answer for a worker (none is needed for a cached
         one; the worker stores a cacheable answer in the cache as `begin` would)."""
         assert self.queue is not None
-        session = ask.session
         prepared = await self.prepare(ask)
         if prepared.cache is not None and prepared.cache.hit:
             return prepared
+        turn = Turn(
+            session_id=ask.session.id, user_message=prepared.user_message, answer=prepared.answer,
+            cache=prepared.cache,
+        )  # fmt: skip
         if prepared.restores:
             # Its masked values must not sit in Redis for a worker: written here instead.
-            turn = Turn(
-                session_id=session.id, user_message=prepared.user_message, answer=prepared.answer
-            )
-            self._active[session.id] = turn
-            turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
+            self._write_here(turn, prepared)
             return prepared
         # The worker asks the same engines in the same order, with the same canned answer.
-        await self.queue.enqueue_answer(
-            answer_id=prepared.answer.id,
-            chain=chain_spec(prepared.provider),
-            request=prepared.request,
-            cache=prepared.cache,
+        job = QueuedAnswer(
+            prepared.answer.id, chain_spec(prepared.provider), prepared.request, prepared.cache
         )
+        try:
+            await self.queue.enqueue_answer(job)
+        except ServiceUnavailable:
+            # Nowhere to queue it: written here, as without Redis, rather than left locking
+            # the session. The task id and its status read the same either way.
+            log.warning("queueing failed; the answer is written in this process")
+            self._write_here(turn, prepared)
         return prepared
+
+    async def stop_queued(self, answer_id: uuid.UUID) -> Message | None:
+        """Stops an answer that a worker writes or has yet to take: the answer as it ended, or
+        None when it is gone, or a worker holds it and has not ended it within STOP_WAIT."""
+        assert self.queue is not None
+        await self.queue.request_abort(answer_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_WAIT
+        while True:
+            async with self._parts.database.session() as db:
+                answer = await db.get(Message, answer_id)
+            if answer is None or answer.status != "streaming":
+                return answer
+            if await self.queue.status(answer_id) != "running":
+                # No worker has it (none runs, or none took it yet): ended here; a worker
+                # taking the job later finds it aborted, or its answer ended, and skips it.
+                await interrupt_answer(self._parts.database, answer_id, reason="stopped")
+                continue
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(STOP_POLL)
+
+    def _write_here(self, turn: Turn, prepared: PreparedTurn) -> Turn:
+        """Writes the turn's answer in a task of this process."""
+        self._active[turn.session_id] = turn
+        turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
+        return turn
 
     def running(self, session_id: uuid.UUID) -> Turn | None:
         return self._active.get(session_id)

@@ -112,6 +112,19 @@ class GuardOutcome:
             )
         return None
 
+    @property
+    def marks(self) -> dict[str, str]:
+        """`X-Chatgate-Guard` for the caller: what the guards did to this request, e.g.
+        `injection=flagged, pii=masked`; nothing when they let it through untouched."""
+        done = []
+        if self.injection_action == "flag":
+            done.append("injection=flagged")
+        if self.pii_action == "mask" and self.placeholders:
+            done.append("pii=masked")
+        elif self.pii_action == "route":
+            done.append("pii=routed")
+        return {"X-Chatgate-Guard": ", ".join(done)} if done else {}
+
     def raise_if_blocked(self) -> None:
         if (error := self.error()) is not None:
             raise error

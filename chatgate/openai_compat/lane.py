@@ -104,7 +104,7 @@ async def _answer(body: ChatCompletionRequest, user: User, parts: Parts) -> Resp
     if not body.stream:
         reply = await complete(provider, request, model=assistant.id, meter=meter)
         marks = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
-        return JSONBytes(reply, headers=answer_headers(marks))
+        return JSONBytes(reply, headers={**answer_headers(marks), **guard.marks})
     chunks = provider.stream(request)
     # The first piece comes before the headers, so an engine that fails early gets its status.
     first = await anext(chunks, None)
@@ -118,7 +118,7 @@ async def _answer(body: ChatCompletionRequest, user: User, parts: Parts) -> Resp
         first, chunks, model=assistant.id, include_usage=include_usage, source=source,
         meter=meter,
     )  # fmt: skip
-    headers = {**SSE_HEADERS, **answer_headers(source)}
+    headers = {**SSE_HEADERS, **answer_headers(source), **guard.marks}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 

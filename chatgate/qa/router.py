@@ -46,7 +46,7 @@ async def ask(
         session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
     ask = Ask(user=user, session=session, assistant=assistant, content=body.question, cache=cache)
     turn = await turns.begin(ask)
-    response.headers.update(cache_headers(turn.cache))
+    response.headers.update({**cache_headers(turn.cache), **turn.guard_marks})
     end = await turn.result()
     if end.error is not None:
         raise end.error

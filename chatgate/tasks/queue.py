@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
+import orjson
 from arq.connections import ArqRedis
+from arq.constants import abort_jobs_ss
 from arq.jobs import Job, JobStatus
+from arq.utils import timestamp_ms
+from pydantic import TypeAdapter
 from redis.asyncio import ConnectionPool
 
 from chatgate.cache.service import CachePlan
@@ -31,10 +36,45 @@ CONNECT_TRIES = 5
 log = logging.getLogger("chatgate.tasks")
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedAnswer:
+    """A queued answer: the engines to ask, in order, with the canned answer (`chain`), the
+    request, and the cache's plan when the answer may be cached."""
+
+    answer_id: uuid.UUID
+    chain: ChainSpec
+    request: CompletionRequest
+    cache: CachePlan | None = None
+
+
+_QUEUED = TypeAdapter(QueuedAnswer)
+
+
+def encode_job(data: dict[str, Any]) -> bytes:
+    """arq's job and result envelopes as JSON, never pickle: whoever can write to Redis must not
+    be able to run code in a worker. A value JSON has no form for (an exception in a failed
+    job's result) is kept as its text."""
+    return orjson.dumps(data, default=repr)
+
+
+def decode_job(raw: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(raw)
+    return data
+
+
+def queued_answer(job: dict[str, Any]) -> QueuedAnswer:
+    """A job's payload as the worker reads it, checked field by field."""
+    return _QUEUED.validate_python(job)
+
+
 def queue_redis(url: str, *, timeout: float = QUEUE_TIMEOUT) -> ArqRedis:
-    """arq's client for `url` with chatgate's timeouts; no I/O until first use. The worker passes
-    it to arq as `Worker(redis_pool=queue_redis(url))` instead of `redis_settings`."""
-    return ArqRedis(ConnectionPool.from_url(url, **redis_options(timeout)))
+    """arq's client for `url` with chatgate's timeouts and JSON jobs; no I/O until first use.
+    The worker passes it to arq as `Worker(redis_pool=queue_redis(url))`."""
+    return ArqRedis(
+        ConnectionPool.from_url(url, **redis_options(timeout)),
+        job_serializer=encode_job,
+        job_deserializer=decode_job,
+    )
 
 
 def queue_unavailable(exc: Exception) -> ServiceUnavailable:
@@ -67,20 +107,12 @@ class TaskQueue:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def enqueue_answer(
-        self,
-        *,
-        answer_id: uuid.UUID,
-        chain: ChainSpec,
-        request: CompletionRequest,
-        cache: CachePlan | None = None,
-    ) -> None:
-        """Queues an answer with the engines to ask, in order, and the canned answer; with the
-        cache's plan when the answer may be cached, so the worker stores it as the API would."""
+    async def enqueue_answer(self, job: QueuedAnswer) -> None:
+        """Queues an answer for a worker, which stores a cacheable one as the API would."""
         try:
             await self.redis.enqueue_job(
-                WRITE_ANSWER, str(answer_id), chain, request, cache,
-                _job_id=str(answer_id), _queue_name=self.queue_name,
+                WRITE_ANSWER, _QUEUED.dump_python(job, mode="json"),
+                _job_id=str(job.answer_id), _queue_name=self.queue_name,
             )  # fmt: skip
         except REDIS_ERRORS as exc:
             raise queue_unavailable(exc) from exc
@@ -102,12 +134,11 @@ class TaskQueue:
             return "running"
         return None
 
-    async def abort(self, answer_id: uuid.UUID) -> None:
-        """Asks the worker writing this answer to stop, and waits until it has."""
+    async def request_abort(self, answer_id: uuid.UUID) -> None:
+        """Asks the worker writing this answer to stop (or any worker not to start it), without
+        waiting: the stored answer says when it has ended (`TurnManager.stop_queued`)."""
         try:
-            await self._job(answer_id).abort(timeout=5, poll_delay=0.1)
-        except TimeoutError:
-            return  # the worker did not confirm in time: the stored answer says where it is
+            await self.redis.zadd(abort_jobs_ss, {str(answer_id): timestamp_ms()})
         except REDIS_ERRORS as exc:
             raise queue_unavailable(exc) from exc
 

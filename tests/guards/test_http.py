@@ -132,6 +132,7 @@ async def test_mask_sends_placeholders_and_restores_the_answer(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["user_message"]["content"] == text  # chatgate keeps what the user wrote
+    assert response.headers["X-Chatgate-Guard"] == "pii=masked"
     # The answer comes back restored; one value is one placeholder, restored as first written.
     assert body["message"]["content"] == f"echo: {text}".replace(PHONE, PHONE_SPACED)
 

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from arq.connections import RedisSettings, create_pool
 from arq.jobs import Job
 
 from chatgate.core.config import Settings
+from chatgate.tasks.queue import decode_job, queue_redis
 from tests.conftest import Double, make_token, settings_for
 from tests.runner import run_chatgate
 
@@ -51,7 +51,7 @@ def workers(
         **os.environ,
         "CHATGATE_CONFIG": str(config),
         "CHATGATE_DATABASE_URL": settings.database_url,
-        "CHATGATE_REDIS_URL": REDIS_URL,
+        "CHATGATE_REDIS_URL": settings.redis_url or REDIS_URL,
         "CHATGATE_TASK_QUEUE": settings.task_queue,
         "CHATGATE_STREAM_FLUSH_SECONDS": "0.2",
         "CHATGATE_WORKER_CONCURRENCY": str(concurrency),
@@ -163,9 +163,12 @@ async def test_several_workers_share_the_load(
         for task_id in tasks:
             done = await wait_task(http, task_id, "succeeded")
             assert done["message"]["content"] == " ".join(f"w{i}" for i in range(8)) + " "
-        redis = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+        # Jobs and their results are JSON (never pickle): read with chatgate's codec.
+        redis = queue_redis(REDIS_URL)
         results = [
-            await Job(t, redis, _queue_name=queued_settings.task_queue).result(timeout=5)
+            await Job(
+                t, redis, _queue_name=queued_settings.task_queue, _deserializer=decode_job
+            ).result(timeout=5)
             for t in tasks
         ]
         await redis.aclose()
