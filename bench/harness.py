@@ -26,6 +26,16 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"  # server logs and generated configs; ignored by git
 CHATGATE = Path(sys.executable).parent / "chatgate"
 PG_ADMIN_URL = os.environ.get("CHATGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# Auth mode jwt checks the audience: the benchmark's tokens are made for this one.
+JWT_AUDIENCE = "chatgate-bench"
+
+
+def bench_token(secret: str, *, ttl: int = 86400) -> str:
+    """A signed JWT for the benchmark's one user, with the audience chatgate is started with."""
+    import jwt
+
+    claims = {"sub": "bench-user", "aud": JWT_AUDIENCE, "exp": int(time.time()) + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def raise_file_limit(wanted: int = 65536) -> int:

@@ -29,6 +29,7 @@ project_venv.enter(__file__)
 HERE = project_venv.HERE
 
 import servers  # noqa: E402
+from harness import JWT_AUDIENCE, bench_token  # noqa: E402
 
 BATCH = 2000
 REPEATS = 7
@@ -92,15 +93,13 @@ def thread_pool(loop: asyncio.AbstractEventLoop) -> None:
 def jwt_check(loop: asyncio.AbstractEventLoop) -> None:
     import inspect
 
-    import jwt
-
     from chatgate.auth.service import Authenticator
     from chatgate.core.config import Settings
 
-    settings = Settings(auth_mode="jwt", jwt_secret=SECRET)
+    settings = Settings(auth_mode="jwt", jwt_secret=SECRET, jwt_audience=JWT_AUDIENCE)
     extra = [None] * (len(inspect.signature(Authenticator).parameters) - 1)
     authenticator = Authenticator(settings, *extra)
-    token = jwt.encode({"sub": "bench-user", "exp": int(time.time()) + 3600}, SECRET, "HS256")
+    token = bench_token(SECRET, ttl=3600)
     header = f"Bearer {token}"
     cache: dict[str, tuple[float, object]] = {}
 
@@ -282,7 +281,6 @@ def _asgi_request(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> 
 
 def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None:
     import bare_proxy
-    import jwt
 
     from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
     from chatgate.core.migrate import upgrade_database
@@ -299,7 +297,8 @@ def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None
         requests_per_minute=10**9, ip_requests_per_minute=10**9, tokens_per_minute=10**9
     )
     settings = Settings(
-        auth_mode="jwt", jwt_secret=SECRET, database_url=url, log_level="INFO",
+        auth_mode="jwt", jwt_secret=SECRET, jwt_audience=JWT_AUDIENCE, database_url=url,
+        log_level="INFO",
         rate_limits=limits,
         providers=[ProviderConfig(id="upstream", type="openai",
                                   base_url=f"http://127.0.0.1:{port}/v1")],
@@ -311,7 +310,7 @@ def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None
     body = json.dumps(
         {"model": "bench", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64}
     ).encode()
-    token = jwt.encode({"sub": "bench-user", "exp": int(time.time()) + 3600}, SECRET, "HS256")
+    token = bench_token(SECRET, ttl=3600)
     auth = [(b"authorization", f"Bearer {token}".encode())]
     gate = create_app(settings)
     floor = bare_proxy.create_app(f"http://127.0.0.1:{port}/v1/chat/completions")

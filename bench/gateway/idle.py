@@ -26,9 +26,9 @@ project_venv.enter(__file__)
 HERE = project_venv.HERE
 
 import aiohttp  # noqa: E402
-import jwt  # noqa: E402
 import load  # noqa: E402
 import servers  # noqa: E402
+from harness import bench_token  # noqa: E402
 
 OUT = HERE / "out"
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.02, help="seconds idle before each")
     args = parser.parse_args()
     secret = secrets.token_urlsafe(48)
-    token = jwt.encode({"sub": "bench-user", "exp": int(time.time()) + 3600}, secret, "HS256")
+    token = bench_token(secret, ttl=3600)
     path = "/v1/chat/completions"
     with (
         servers.one_run_at_a_time(OUT),

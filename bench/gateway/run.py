@@ -36,12 +36,11 @@ project_venv.enter(__file__)
 HERE = project_venv.HERE
 REPO = project_venv.REPO
 
-import jwt  # noqa: E402
 import load  # noqa: E402
 import report  # noqa: E402
 import servers  # noqa: E402
 import spy  # noqa: E402
-from harness import machine_line, process_tree_cpu_seconds, raise_file_limit  # noqa: E402
+from harness import bench_token, machine_line, process_tree_cpu_seconds, raise_file_limit  # noqa: E402
 
 OUT = HERE / "out"
 PATH = "/v1/chat/completions"
@@ -237,9 +236,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     threads = max(1, min(4, len(load_cpus or os.sched_getaffinity(0))))
     started = machine_line()
     jwt_secret = secrets.token_urlsafe(48)
-    token = jwt.encode(
-        {"sub": "bench-user", "exp": int(time.time()) + 86400}, jwt_secret, algorithm="HS256"
-    )
+    token = bench_token(jwt_secret)
     master_key = "sk-bench-" + secrets.token_hex(16)
 
     with contextlib.ExitStack() as stack:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import free_port, serve_chatgate, stop_process_group
+from harness import JWT_AUDIENCE, free_port, serve_chatgate, stop_process_group
 
 HERE = Path(__file__).resolve().parent
 LITELLM_VENV = HERE / ".venv-litellm"
@@ -267,6 +267,7 @@ def serve_gateway(
     env = {
         "CHATGATE_AUTH_MODE": "jwt",
         "CHATGATE_JWT_SECRET": jwt_secret,
+        "CHATGATE_JWT_AUDIENCE": JWT_AUDIENCE,
         "CHATGATE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "BENCH_UPSTREAM_KEY": "sk-bench-upstream",
     }
