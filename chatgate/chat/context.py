@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatgate.chat.models import Message
 from chatgate.core.config import AssistantConfig
 from chatgate.core.errors import TooLarge
-from chatgate.providers.base import ChatTurn, Provider
+from chatgate.providers.base import ChatTurn
 
 # Chat templates wrap each message in a few tokens of markup (role name, separators).
 MESSAGE_OVERHEAD = 4
@@ -22,9 +22,9 @@ MAX_CONTEXT_MESSAGES = 400
 CONTEXT_STATUSES = ("complete", "interrupted")
 
 
-def history_budget(assistant: AssistantConfig, provider: Provider, user_tokens: int) -> int:
+def history_budget(assistant: AssistantConfig, *, system_tokens: int, user_tokens: int) -> int:
     """Tokens left for earlier messages; refuses a message that cannot fit on its own."""
-    fixed = provider.count_tokens(assistant.system_prompt) + 2 * MESSAGE_OVERHEAD
+    fixed = system_tokens + 2 * MESSAGE_OVERHEAD
     room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
     if user_tokens > room:
         raise TooLarge(

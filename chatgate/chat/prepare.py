@@ -74,7 +74,7 @@ def turn_in_progress() -> Conflict:
 
 async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
     provider = choose_engine(ask, parts.providers)
-    user_tokens = provider.count_tokens(ask.content)
+    user_tokens = await provider.count_tokens_async(ask.content)
     await admit(ask, user_tokens, parts.limiter)
     trace_id = current_trace_id() or None
     async with parts.database.session() as db:
@@ -87,7 +87,7 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
         context_free = not history and not engine_state and not guard.personal
         plan = await consult_cache(ask, provider, parts.cache) if context_free else None
         user_message, answer = new_messages(ask, user_tokens, trace_id)
-        cached = cached_answer(plan, provider)
+        cached = await cached_answer(plan, provider)
         await store_turn(db, parts.database, ask, user_message, answer, cached=cached)
     request = engine_request(ask, guard, engine_state, trace_id)
     return PreparedTurn(
@@ -115,7 +115,8 @@ async def build_context(
 ) -> list[ChatTurn]:
     """The newest earlier messages that fit the assistant's context with the new message;
     refuses a message that cannot fit on its own."""
-    budget = history_budget(ask.assistant, provider, user_tokens)
+    system_tokens = await provider.count_tokens_async(ask.assistant.system_prompt)
+    budget = history_budget(ask.assistant, system_tokens=system_tokens, user_tokens=user_tokens)
     return await load_context(db, session_id=ask.session.id, budget=budget)
 
 
@@ -139,11 +140,11 @@ async def consult_cache(
     )
 
 
-def cached_answer(plan: CachePlan | None, provider: Provider) -> tuple[str, int] | None:
+async def cached_answer(plan: CachePlan | None, provider: Provider) -> tuple[str, int] | None:
     """The cached answer's text and token count, on a hit."""
     if plan is None or plan.text is None:
         return None
-    return plan.text, provider.count_tokens(plan.text)
+    return plan.text, await provider.count_tokens_async(plan.text)
 
 
 def new_messages(ask: Ask, user_tokens: int, trace_id: str | None) -> tuple[Message, Message]:

@@ -155,7 +155,7 @@ async def append_history(
         session=session,
         role=body.role,
         content=body.content,
-        token_count=provider.count_tokens(body.content),
+        token_count=await provider.count_tokens_async(body.content),
     )
     return MessageOut.of(message)
 

@@ -96,7 +96,7 @@ async def _answer(body: ChatCompletionRequest, user: User, parts: Parts) -> Resp
     )
     providers = parts.get(ProviderRegistry)
     provider = guard.wrap(providers.for_assistant(assistant, private=guard.private))
-    request, prompt_tokens = completion_request(
+    request, prompt_tokens = await completion_request(
         body, assistant=assistant, provider=provider, user=user
     )
     meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)

@@ -38,7 +38,7 @@ async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistan
         raise NotFound(f"The model '{model}' does not exist", code="model_not_found") from None
 
 
-def completion_request(
+async def completion_request(
     body: ChatCompletionRequest, *, assistant: Assistant, provider: Provider, user: User
 ) -> tuple[CompletionRequest, int]:
     """The assistant's system prompt first, then the newest whole client messages that fit;
@@ -46,12 +46,12 @@ def completion_request(
     turns = [
         ChatTurn("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
     ]
-    fixed = provider.count_tokens(assistant.system_prompt) + MESSAGE_OVERHEAD
+    fixed = await provider.count_tokens_async(assistant.system_prompt) + MESSAGE_OVERHEAD
     room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
     start = room
     kept: list[ChatTurn] = []
     for turn in reversed(turns):
-        cost = provider.count_tokens(turn.content) + MESSAGE_OVERHEAD
+        cost = await provider.count_tokens_async(turn.content) + MESSAGE_OVERHEAD
         if cost > room:
             if not kept:
                 raise AppError(
