@@ -173,9 +173,12 @@ async def test_history_is_reshaped_to_alternate_from_a_user_turn(
         ("system", "The user prefers short answers."),
         ("assistant", "second answer"),
     ]:
+        # Only admins and service keys may record system or assistant messages.
+        admin = {"Authorization": f"Bearer {make_token(dave.user_id, admin=True)}"}
         response = await dave.http.post(
-            "/v1/history", json={"session_id": session["id"], "role": role, "content": content}
-        )
+            "/v1/history", json={"session_id": session["id"], "role": role, "content": content},
+            headers=admin if role != "user" else None,
+        )  # fmt: skip
         assert response.status_code == 201, response.text
     # The double refuses what Anthropic refuses (system roles, two turns of one role in a row,
     # an assistant turn first), so a 200 here is the API's own verdict.
