@@ -20,7 +20,7 @@ from chatgate.core.config import Settings, load_settings
 from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.gateway.edge import Edge
-from chatgate.gateway.front import FrontedFastAPI, document_lanes
+from chatgate.gateway.front import Door, FrontedFastAPI, document_lanes
 from chatgate.gateway.router import router as gateway_router
 from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
 from chatgate.observability.tracing import Tracing, TracingMiddleware
@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
         app.add_middleware(TracingMiddleware, tracer=tracing.tracer)
     edge = Edge(settings.access, limiter)
     lanes = [ChatCompletions()]
-    app.front_options = {"edge": edge, "lanes": lanes, "wrap_lanes": spans}
+    app.front_options = {
+        "edge": edge, "door": Door.of(settings), "lanes": lanes, "wrap_lanes": spans,
+    }  # fmt: skip
     install_error_handlers(app)
     document_lanes(app, lanes)
     # Routes are matched in this order: the busiest first.

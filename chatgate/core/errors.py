@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -122,8 +123,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONBytes:
-        log.exception("unhandled error")
-        return internal_error()
+        return unexpected_error(exc)
+
+
+# What a database that is down, restarting or overloaded raises through SQLAlchemy and its
+# drivers: a refused or cut connection, a pool or statement timeout.
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def unexpected_error(exc: BaseException) -> JSONBytes:
+    """The answer to an exception no handler knew, logged: 503 `database_unavailable` when the
+    database did not answer (retrying later may work), else 500 `internal_error`."""
+    if isinstance(exc, DATABASE_DOWN):
+        log.error("the database did not answer: %s", type(exc).__name__)
+        body = error_body("database_unavailable", "the database is not answering; try again")
+        return JSONBytes(body, status_code=503, headers={"Retry-After": "2"})
+    log.error("unhandled error", exc_info=exc)
+    return internal_error()
 
 
 def internal_error() -> JSONBytes:

@@ -19,8 +19,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatgate.core.config import Settings
-from chatgate.core.errors import AppError, error_response, internal_error
-from chatgate.core.parts import parts_of
+from chatgate.core.errors import AppError, error_response, unexpected_error
 from chatgate.core.tracing import trace_id_of, using_trace_id
 from chatgate.gateway.bodies import (
     BodyTooLarge,
@@ -70,13 +69,12 @@ class Front:
         app: ASGIApp,
         *,
         edge: Edge,
+        door: Door,
         lanes: Iterable[Lane] = (),
         wrap_lanes: Callable[[ASGIApp], ASGIApp] | None = None,
-        door: Door | None = None,
     ) -> None:
         """`wrap_lanes` gives each lane what sits between this layer and the routes (with
-        tracing on, the request span). Without `door`, the first request takes it from the
-        settings of the runtime that the app's lifespan attached."""
+        tracing on, the request span)."""
         self.app = app
         self.edge = edge
         self.door = door
@@ -122,7 +120,7 @@ class Front:
         self, scope: Scope, receive: Receive, send: Send, response: _Progress, lane: Lane | None
     ) -> None:
         try:
-            door = self.door or self._door_of(scope)
+            door = self.door
             body = body_headers(scope)
             cap = body_cap(scope["path"], door.max_body_bytes)
             refusal = await self.edge.refusal(scope, local_only=door.local_only)
@@ -151,17 +149,12 @@ class Front:
             if response.status:
                 raise  # a route that answers before reading its whole body; nothing to add
             await error_response(too_large(cap))(scope, receive, send)
-        except Exception:
+        except Exception as exc:
             if response.finished:
                 return  # FastAPI's last-resort handler answered (and logged) it; it re-raises
             if response.status:
                 raise  # cut short mid-answer: the server closes the connection
-            log.exception("unhandled error")
-            await internal_error()(scope, receive, send)
-
-    def _door_of(self, scope: Scope) -> Door:
-        self.door = Door.of(parts_of(scope["app"]).get(Settings))
-        return self.door
+            await unexpected_error(exc)(scope, receive, send)
 
 
 class FrontedFastAPI(FastAPI):

@@ -204,6 +204,25 @@ async def test_the_first_request_after_a_postgres_restart_succeeds(
         await assert_session_usable(alice, session["id"])
 
 
+async def test_a_database_that_is_down_is_a_503_with_a_code_never_a_500(
+    openai_double: Double,
+) -> None:
+    async with proxied_postgres(openai_double) as (url, proxy), open_caller(url) as alice:
+        session = await alice.new_session("echo")
+        proxy.refuse()
+        try:
+            started = time.monotonic()
+            for path in ("/v1/sessions", f"/v1/history/{session['id']}"):
+                response = await alice.http.get(path)
+                assert response.status_code == 503, response.text
+                assert response.json()["error"]["code"] == "database_unavailable"
+                assert response.headers["Retry-After"]
+            assert time.monotonic() - started < 15
+        finally:
+            proxy.restore()
+        assert (await alice.http.get("/v1/sessions")).status_code == 200
+
+
 @pytest.mark.parametrize("directive", ["[[die-after 3]]"])
 async def test_an_engine_dying_mid_stream_keeps_the_text_and_frees_the_session(
     tmp_path: Path, openai_double: Double, directive: str
