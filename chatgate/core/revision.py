@@ -31,6 +31,8 @@ class Revision:
         self._outage = RedisOutage(retry_after=retry_after)
         self._local = 0
         self._last_seen = 0
+        # A change saved while Redis could not be told: announced on the next read that works.
+        self._untold = False
 
     async def current(self) -> int:
         """The revision now; while Redis is unreachable or hung, the last one seen (caches keep
@@ -53,10 +55,23 @@ class Revision:
             return self._last_seen
         if self._outage.answered():
             log.warning("%s is read from Redis again", self._key)
+        if self._untold:
+            await self.bump()
         return self._last_seen
 
     async def bump(self) -> None:
+        """Announces a change that is already saved: a Redis that cannot be told now is told
+        on this process's next read that works, and the change is never refused for it."""
         if self._redis is None:
             self._local += 1
-        else:
-            await self._redis.incr(self._key)
+            return
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                self._last_seen = int(await self._redis.incr(self._key))
+            self._untold = False
+        except REDIS_ERRORS as exc:
+            self._untold = True
+            log.warning(
+                "cannot announce a change of %s in Redis yet: %s", self._key,
+                exc or type(exc).__name__,
+            )  # fmt: skip

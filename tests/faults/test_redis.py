@@ -133,3 +133,23 @@ async def test_a_killed_redis_holds_no_request_and_is_found_again(
         faulty_redis.start()
     await wait_ready(caller)
     await assert_all_answer(redis_gateway, caller, redis_up=True)
+
+
+async def test_an_admin_change_is_saved_while_redis_is_down_and_announced_after(
+    redis_gateway: RedisGateway, faulty_redis: ControlledRedis
+) -> None:
+    admin = {"Authorization": f"Bearer {make_token('fault-admin', admin=True)}"}
+    async with httpx.AsyncClient(base_url=redis_gateway.url, headers=admin, timeout=10) as http:
+        faulty_redis.kill()
+        try:
+            elapsed, edited = await timed(
+                http.patch("/v1/admin/assistants/echo", json={"description": "edited, Redis down"})
+            )
+            # Saved, so not refused: the other processes are told once Redis answers again.
+            assert edited.status_code == 200, edited.text
+            assert elapsed < BOUND
+        finally:
+            faulty_redis.start()
+        await asyncio.sleep(2.5)  # past the outage's back-off
+        listed = (await http.get("/v1/assistants")).json()["data"]
+        assert {a["id"]: a["description"] for a in listed}["echo"] == "edited, Redis down"
