@@ -16,6 +16,7 @@ from chatgate.auth.service import User
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.schemas import MessageOut
 from chatgate.core.config import Settings
+from chatgate.core.db import forget_deleted
 from chatgate.core.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatgate.core.text import is_unicode_text
 from chatgate.core.time import utcnow
@@ -150,6 +151,7 @@ async def delete_session(db: AsyncSession, *, user: User, session: ChatSession) 
     )
     await db.delete(session)
     await db.commit()
+    await forget_deleted(db)
 
 
 async def latest_session(db: AsyncSession, *, user: User, assistant_id: str) -> ChatSession | None:

@@ -117,3 +117,12 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def forget_deleted(db: AsyncSession) -> None:
+    """After a deletion is committed: on SQLite, folds the write-ahead log into the file and
+    empties it, so the deleted text (zeroed in the file by `secure_delete`) does not live on
+    in old log frames. Best effort: readers in progress may keep part of the log until the
+    next checkpoint. PostgreSQL's own vacuum is the counterpart there."""
+    if db.get_bind().dialect.name == "sqlite":
+        await db.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -322,3 +323,19 @@ async def test_two_messages_sent_at_once_make_one_turn(alice: Caller) -> None:
     page = await alice.history(sid)
     assert [m["role"] for m in page["data"]] == ["user", "assistant"]
     assert (await alice.http.get(f"/v1/sessions/{sid}")).json()["message_count"] == 2
+
+
+async def test_a_deleted_conversation_leaves_no_text_in_the_sqlite_files(
+    gateway: Gateway, alice: Caller
+) -> None:
+    if not gateway.settings.is_sqlite:
+        return  # PostgreSQL: its own vacuum; this is about SQLite's file and write-ahead log
+    secret = f"confidential-{uuid.uuid4().hex}"
+    session = await alice.new_session()
+    sent = await alice.http.post(f"/v1/sessions/{session['id']}/messages", json={"content": secret})
+    assert sent.status_code == 200, sent.text
+    assert (await alice.http.delete(f"/v1/sessions/{session['id']}")).status_code == 204
+    path = Path(gateway.settings.database_url.split("///", 1)[1])
+    for file in (path, path.with_name(path.name + "-wal")):
+        if file.exists():
+            assert secret.encode() not in file.read_bytes(), file.name
