@@ -25,12 +25,23 @@ async def request_user(parts: Parts, headers: Headers, state: dict[str, Any]) ->
         headers.get("authorization"), state.get("client_ip", "")
     )
     await parts.get(RateLimiter).check_request(caller=caller.limit_key)
-    end_user = headers.get("x-chatgate-user")
+    end_user = _header_text(headers.get("x-chatgate-user"))
     if end_user is not None and not 0 < len(end_user) <= 255:
         raise BadRequest("X-Chatgate-User must be 1 to 255 characters", code="invalid_end_user")
     user = acting_user(caller, end_user) if end_user else caller
     state["user_id"] = user.id
     return user
+
+
+def _header_text(value: str | None) -> str | None:
+    """A header as the UTF-8 its sender wrote (Starlette reads header bytes as Latin-1), so an
+    end user named in Chinese is the same user in a header as in a body."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("X-Chatgate-User must be UTF-8", code="invalid_end_user") from None
 
 
 async def _current_user(request: Request, _: Annotated[object, Security(_bearer)] = None) -> User:

@@ -69,6 +69,13 @@ async def test_an_end_user_with_control_characters_is_400(service: httpx.AsyncCl
         "/v1/qa", json={"question": "hi", "assistant_id": "echo", "user_id": "张三 42"}
     )
     assert asked.status_code == 200, asked.text
+    # A header's UTF-8 names the same end user as a body does.
+    named = {"X-Chatgate-User": "张三 42".encode()}
+    made = await service.post("/v1/sessions", json={"assistant_id": "echo"}, headers=named)
+    assert made.status_code == 201, made.text
+    listed = await service.get("/v1/sessions", headers=named)
+    assert made.json()["id"] in [s["id"] for s in listed.json()["data"]]
+    assert asked.json()["session_id"] in [s["id"] for s in listed.json()["data"]]
 
 
 @pytest.mark.parametrize("subject", CONTROLLED)
