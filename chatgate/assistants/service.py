@@ -76,6 +76,12 @@ class AssistantCatalog:
             insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
             await db.execute(insert(AssistantRow).values(rows).on_conflict_do_nothing())
             await db.commit()
+        await self._changed()
+
+    async def _changed(self) -> None:
+        """After a change is saved: this process reloads on its next use, whatever Redis says
+        (a restarted Redis may count revisions from zero again), and the others are told."""
+        self._loaded_revision = None
         await self._revision.bump()
 
     async def _current(self) -> dict[str, Assistant]:
@@ -146,7 +152,7 @@ class AssistantCatalog:
                 details={"version": 1, **spec.model_dump()},
             )
             await db.commit()
-        await self._revision.bump()
+        await self._changed()
         return row
 
     async def update(
@@ -188,7 +194,7 @@ class AssistantCatalog:
                 )
             await db.commit()
         if changed:
-            await self._revision.bump()
+            await self._changed()
         return row
 
     async def disable(self, *, user: User, assistant_id: str) -> AssistantRow:
