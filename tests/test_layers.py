@@ -12,6 +12,7 @@ import chatgate
 ROOT = Path(chatgate.__file__).parent
 ENTRY_POINTS = {"chatgate.main", "chatgate.worker", "chatgate.cli", "chatgate.runtime"}
 HTTP_SIDE = (".router", ".deps", ".lane")
+EDGE = "chatgate.gateway"  # the front door: above every domain, HTTP side included
 
 
 def _modules() -> dict[str, set[str]]:
@@ -60,7 +61,9 @@ def test_no_service_imports_the_http_side() -> None:
     wrong = {
         (module, target)
         for module, targets in GRAPH.items()
-        if module not in ENTRY_POINTS and not module.endswith(HTTP_SIDE)
+        if module not in ENTRY_POINTS
+        and not module.endswith(HTTP_SIDE)
+        and not module.startswith(EDGE)
         for target in targets
         if target.endswith(HTTP_SIDE)
     }
