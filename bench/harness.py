@@ -247,3 +247,31 @@ class CpuMeter:
             0.0, used["machine"] - used["server"] - used["load_tool"] - used["postgres"]
         )
         self.cores = used  # average cores busy during the stretch, per consumer
+
+
+def chatgate_source(spec: str | None, out: Path) -> tuple[Path | None, str]:
+    """Which chatgate to serve: (directory to put first on PYTHONPATH, label).
+
+    None is the working tree as it is; a directory is a copy holding a `chatgate` package; any
+    other name is a git commit, exported read-only with `git archive` (the working tree, index
+    and branches are left alone).
+    """
+    if spec is None:
+        return None, "working tree"
+    if Path(spec).is_dir():
+        return Path(spec).resolve(), spec
+    repo = REPO
+    sha = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", f"{spec}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = out / f"src-{sha}"
+    if not (target / "chatgate").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", sha, "chatgate"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target, f"commit {sha}"

@@ -37,6 +37,7 @@ from harness import (
     OUT,
     CpuMeter,
     ScratchPostgres,
+    chatgate_source,
     machine_line,
     percentile,
     process_tree_cpu_seconds,
@@ -232,6 +233,12 @@ def main() -> None:
     parser.add_argument("--skip-load", action="store_true", help="skip the hey runs")
     parser.add_argument("--database", default="chatgate_bench")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--chatgate",
+        metavar="REF_OR_DIR",
+        help="serve chatgate as of this git commit (or from this directory holding a chatgate "
+        "package); default: the working tree. Run twice to compare two versions",
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.connections.split(",")]
 
@@ -258,6 +265,10 @@ def main() -> None:
         print(f"seeded {SHORT} + {LONG} messages in {time.monotonic() - started:.1f}s", flush=True)
         env = {"CHATGATE_DATABASE_URL": db.url, "CHATGATE_AUTH_MODE": "none",
                "CHATGATE_LOG_LEVEL": "WARNING"}  # fmt: skip
+        source, label = chatgate_source(args.chatgate, OUT)
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
+        print(f"chatgate: {label}", flush=True)
         with serve_chatgate(env=env, workers=args.workers, config=config, log_name="history") as (
             port,
             process,

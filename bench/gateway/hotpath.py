@@ -29,7 +29,7 @@ project_venv.enter(__file__)
 HERE = project_venv.HERE
 
 import servers  # noqa: E402
-from harness import JWT_AUDIENCE, bench_token  # noqa: E402
+from harness import JWT_AUDIENCE, bench_token, chatgate_source  # noqa: E402
 
 BATCH = 2000
 REPEATS = 7
@@ -348,7 +348,7 @@ def main() -> None:
     args = parser.parse_args()
     out = HERE / "out"
     out.mkdir(exist_ok=True)
-    source, label = servers.chatgate_source(args.chatgate, out)
+    source, label = chatgate_source(args.chatgate, out)
     if source is not None and os.environ.get("PYTHONPATH") != str(source):
         os.environ["PYTHONPATH"] = str(source)
         os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:]])

@@ -40,7 +40,13 @@ import load  # noqa: E402
 import report  # noqa: E402
 import servers  # noqa: E402
 import spy  # noqa: E402
-from harness import bench_token, machine_line, process_tree_cpu_seconds, raise_file_limit  # noqa: E402
+from harness import (  # noqa: E402
+    bench_token,
+    chatgate_source,
+    machine_line,
+    process_tree_cpu_seconds,
+    raise_file_limit,
+)
 
 OUT = HERE / "out"
 PATH = "/v1/chat/completions"
@@ -217,7 +223,7 @@ def profile(
 
 def main() -> None:
     args = parse_args()
-    if missing := servers.missing_tools():
+    if missing := servers.missing_tools(litellm=not args.no_litellm):
         sys.exit("missing:\n  " + "\n  ".join(missing))
     for name in [n for n in os.environ if n.startswith("CHATGATE_")]:
         del os.environ[name]  # the benchmark's chatgate is configured here and nowhere else
@@ -247,7 +253,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         upstream = stack.enter_context(servers.serve_upstream(OUT, stream_gap=args.stream_gap))
-        source, source_label = servers.chatgate_source(args.chatgate, OUT)
+        source, source_label = chatgate_source(args.chatgate, OUT)
         gateway_env = dict(item.split("=", 1) for item in args.chatgate_env)
         exports: dict[str, int] = {}
         traced_env = dict(gateway_env)
@@ -282,7 +288,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 targets.append(serve(floor, proxy, None))
             profiled["chatgate"] = gateway("chatgate", "chatgate", source, gateway_env)
             if args.candidate:
-                code, code_label = servers.chatgate_source(args.candidate, OUT)
+                code, code_label = chatgate_source(args.candidate, OUT)
                 profiled["candidate"] = gateway(
                     f"chatgate candidate ({code_label})", "candidate", code, gateway_env
                 )

@@ -49,8 +49,9 @@ def one_run_at_a_time(out: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def missing_tools() -> list[str]:
-    """What is not installed, each with the command that installs it."""
+def missing_tools(*, litellm: bool = True) -> list[str]:
+    """What is not installed, each with the command that installs it (LiteLLM's proxy only
+    when it is to be measured)."""
     missing = []
     if not shutil.which("nginx") or not LUA_MODULE.exists():
         missing.append(
@@ -59,37 +60,9 @@ def missing_tools() -> list[str]:
         )
     if not shutil.which("wrk"):
         missing.append(f"wrk (apt-get install -y wrk, or {SETUP})")
-    if not (LITELLM_VENV / "bin" / "litellm").exists():
+    if litellm and not (LITELLM_VENV / "bin" / "litellm").exists():
         missing.append(f"LiteLLM's proxy in {LITELLM_VENV} ({SETUP})")
     return missing
-
-
-def chatgate_source(spec: str | None, out: Path) -> tuple[Path | None, str]:
-    """Which chatgate to serve: (directory to put first on PYTHONPATH, label).
-
-    None is the working tree as it is; a directory is a copy holding a `chatgate` package; any
-    other name is a git commit, exported read-only with `git archive` (the working tree, index
-    and branches are left alone).
-    """
-    if spec is None:
-        return None, "working tree"
-    if Path(spec).is_dir():
-        return Path(spec).resolve(), spec
-    repo = HERE.parent.parent
-    sha = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--short", f"{spec}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    target = out / f"src-{sha}"
-    if not (target / "chatgate").is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "-C", str(repo), "archive", sha, "chatgate"], capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target, f"commit {sha}"
 
 
 @contextlib.contextmanager

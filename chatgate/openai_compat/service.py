@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from chatgate.providers.base import (
 )
 from chatgate.providers.fallback import Provenance
 from chatgate.ratelimit.service import RateLimiter
+
+log = logging.getLogger("chatgate.openai_compat")
 
 
 async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistant:
@@ -226,7 +229,11 @@ async def completion_events(
                 + b"\n\n"
             )
         yield b"data: [DONE]\n\n"
-    except ProviderError as exc:
+    except Exception as exc:
+        # Every stream ends with [DONE] or an error event, whatever went wrong.
+        if not isinstance(exc, ProviderError):
+            log.exception("the completion stream failed")
+            exc = AppError("the answer failed unexpectedly")
         error = {
             "message": exc.message,
             "type": "server_error",
