@@ -8,6 +8,7 @@ its events into chunks and its error shapes into chatgate's errors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
@@ -30,6 +31,7 @@ from chatgate.providers.base import (
 )
 
 
+@functools.lru_cache(maxsize=8192)  # hashed once per user, not on every call
 def opaque_user(user: str) -> str:
     """A stable stand-in for a user id, from which the id cannot be read back: what an engine
     outside the building learns about who is asking."""
