@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import orjson
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -93,14 +95,44 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, **PRIVATE, **JSON_CODEC)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    # pool_pre_ping: a connection the server closed (a restart, a failover) is replaced when
-    # it is checked out, instead of failing the request that drew it.
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800,
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
         pool_timeout=PG_CONNECT_SECONDS * 2,
         connect_args={"timeout": PG_CONNECT_SECONDS, "command_timeout": PG_STATEMENT_SECONDS},
         **PRIVATE, **JSON_CODEC,
     )  # fmt: skip
+    _replace_dead_connections(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use: one the network dropped
+# silently (a NAT or a load balancer's idle timeout) is replaced, not handed to a request.
+PING_AFTER_IDLE_SECONDS = 30.0
+
+
+def _replace_dead_connections(engine: AsyncEngine) -> None:
+    """A connection the server closed (a restart, a failover) is replaced when it is checked
+    out, instead of failing the request that drew it. asyncpg knows a closed socket without a
+    round trip, so only a connection idle for long is pinged: `pool_pre_ping` pinged on every
+    checkout, a quarter of a millisecond on every history read (docs/benchmarks.md)."""
+    dialect = engine.dialect
+
+    def check(dbapi_connection: Any, record: Any, _: Any) -> None:
+        driver = getattr(dbapi_connection, "_connection", None)
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed this connection")
+        idle_since = record.info.get("checked_in_at")
+        if idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
+            try:
+                dialect.do_ping(dbapi_connection)
+            except Exception as exc:
+                raise DisconnectionError("the connection did not answer a ping") from exc
+
+    def note_checkin(_: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    event.listen(engine.sync_engine, "checkout", check)
+    event.listen(engine.sync_engine, "checkin", note_checkin)
 
 
 class Database:

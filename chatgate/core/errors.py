@@ -140,7 +140,8 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
 def unexpected_error(exc: BaseException) -> JSONBytes:
     """The answer to an exception no handler knew, logged: 503 `database_unavailable` when the
     database did not answer (retrying later may work), else 500 `internal_error`."""
-    if isinstance(exc, DATABASE_DOWN):
+    lost = isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    if lost or isinstance(exc, DATABASE_DOWN):
         log.error("the database did not answer: %s", type(exc).__name__)
         body = error_body("database_unavailable", "the database is not answering; try again")
         return JSONBytes(body, status_code=503, headers={"Retry-After": "2"})
