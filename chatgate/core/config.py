@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
@@ -103,6 +103,9 @@ class AssistantConfig(BaseModel):
         description="unnamed: seeded by the engine's type (see `seeded_guards`); named: exactly "
         "as given, unnamed guards off",
     )
+    knowledge_bases: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
+        default_factory=list, description="ids of the knowledge bases it answers from"
+    )
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AssistantConfig:
@@ -113,7 +116,69 @@ class AssistantConfig(BaseModel):
         return self
 
 
+class KnowledgeSettings(BaseModel):
+    """Knowledge bases: upload size and the chunking a new knowledge base starts with."""
+
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="largest document accepted for upload (413 above)"
+    )
+    chunk_size: int = Field(500, ge=16, le=8192, description="tokens per chunk, by default")
+    chunk_overlap: int = Field(50, ge=0, description="tokens of whole sentences repeated")
+    top_k: int = Field(5, ge=1, le=100, description="passages retrieved per question")
+    embed_batch: int = Field(32, ge=1, le=2048, description="chunks per call to the embedder")
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> KnowledgeSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("knowledge.chunk_overlap must be below knowledge.chunk_size")
+        return self
+
+
 DEFAULT_PROVIDERS = [ProviderConfig(id="local", type="local")]
+
+
+class EmbedderTimeouts(BaseModel):
+    connect: float = Field(5.0, gt=0, description="seconds to open the connection")
+    total: float = Field(60.0, gt=0, description="seconds for one batch's whole answer")
+
+
+class EmbedderConfig(BaseModel):
+    """An embedding model: the bundled one (`local`) or an OpenAI-compatible `/v1/embeddings`."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    type: Literal["local", "openai"]
+    base_url: str | None = Field(None, description="openai: e.g. https://api.openai.com/v1")
+    api_key_env: str | None = None
+    model: str | None = Field(
+        None, description="openai: the model asked for; local: multilingual-e5-small (default)"
+    )
+    dimension: int | None = Field(
+        None,
+        ge=1,
+        description="openai: checked against each answer; unset = learned from the first",
+    )
+    batch_size: int = Field(64, ge=1, le=2048, description="texts sent in one request")
+    timeouts: EmbedderTimeouts = EmbedderTimeouts()
+    threads: int | None = Field(None, ge=1, description="local: inference threads (OpenMP)")
+
+    @model_validator(mode="after")
+    def _remote_needs_url_and_model(self) -> EmbedderConfig:
+        if self.type == "openai" and not (self.base_url and self.model):
+            raise ValueError(f"embedder {self.id!r} of type openai needs a base_url and a model")
+        return self
+
+    def api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if value is None:
+            raise ConfigError(
+                f"embedder {self.id!r}: environment variable {self.api_key_env} is not set"
+            )
+        return value
+
+
+DEFAULT_EMBEDDERS = [EmbedderConfig(id="local", type="local")]
 # What the bundled assistants answer when their engine fails (busy, missing model file, …).
 BUSY_ANSWER = (
     "The assistant is busy right now; please try again shortly. 当前系统繁忙，请稍后再试。"
@@ -211,6 +276,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     cache: CacheSettings = CacheSettings()
     access: AccessSettings = AccessSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(
         None,
@@ -226,6 +292,10 @@ class Settings(BaseSettings):
     )  # fmt: skip
     providers: list[ProviderConfig] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS))
     assistants: list[AssistantConfig] = Field(default_factory=lambda: list(DEFAULT_ASSISTANTS))
+    embedders: list[EmbedderConfig] = Field(default_factory=lambda: list(DEFAULT_EMBEDDERS))
+    default_embedder: str | None = Field(
+        None, description="the embedder of a new knowledge base when none is named; first if unset"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -279,6 +349,11 @@ class Settings(BaseSettings):
             raise ValueError("at least one assistant is needed")
         if self.default_assistant and self.default_assistant not in assistant_ids:
             raise ValueError(f"default_assistant {self.default_assistant!r} is not an assistant")
+        embedder_ids = [e.id for e in self.embedders]
+        if not embedder_ids or len(set(embedder_ids)) != len(embedder_ids):
+            raise ValueError("embedder ids must be unique, and at least one is needed")
+        if self.default_embedder and self.default_embedder not in embedder_ids:
+            raise ValueError(f"default_embedder {self.default_embedder!r} is not an embedder")
         return self
 
     @cached_property

@@ -7,17 +7,26 @@ error formats. What it does is chosen by a directive in the last user message:
   [[hang]]            never answer
   [[nul]]             answer text with a NUL character in it (some engines emit them)
 otherwise it answers "echo: <the message>", a word per chunk.
+
+`POST /v1/embeddings` follows OpenAI's embeddings API: `input` a string or a list of strings
+(none empty, at most 2048), `encoding_format` "float" (default) or "base64" (little-endian
+float32), `dimensions` optional. Each vector is a bag of the text's words hashed into
+`embedding_dimension` slots, deliberately not of unit length; a text holding `[[status CODE]]` or
+`[[hang]]` makes the whole request do that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 DIRECTIVE = re.compile(r"\[\[(\w[\w-]*)((?:\s+[\d.]+)*)\]\]")
@@ -37,10 +46,13 @@ class OpenAIDouble:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)  # the connections requests came on
+    embedding_dimension: int = 16
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
         return app
 
     @staticmethod
@@ -152,3 +164,59 @@ class OpenAIDouble:
         await asyncio.sleep(0.002)
         await response.write_eof()
         return response
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self.error(401, "Incorrect API key provided.")
+        try:
+            body = await request.json()
+        except ValueError:
+            return self.error(400, "We could not parse the JSON body of your request.")
+        self.embedding_requests.append(body)
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not body.get("model"):
+            return self.error(400, "you must provide a model parameter")
+        if not isinstance(texts, list) or not texts or len(texts) > 2048:
+            return self.error(400, "'input' must be a string or an array of 1 to 2048 strings")
+        if any(not isinstance(t, str) or not t for t in texts):
+            return self.error(400, "'input' cannot contain an empty string")
+        for text in texts:
+            if match := DIRECTIVE.search(text):
+                if match.group(1) == "status":
+                    code = match.group(2).split()[0]
+                    return self.error(int(code), f"The double was told to answer {code}.")
+                if match.group(1) == "hang":
+                    await asyncio.sleep(3600)
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            return self.error(400, f"{encoding!r} is not one of ['float', 'base64']")
+        dimension = int(body.get("dimensions") or self.embedding_dimension)
+        data = []
+        for index, text in enumerate(texts):
+            vector = self.bag_of_words(text, dimension)
+            embedding: Any = (
+                base64.b64encode(vector.astype("<f4").tobytes()).decode()
+                if encoding == "base64"
+                else vector.tolist()
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(len(t.split()) for t in texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    @staticmethod
+    def bag_of_words(text: str, dimension: int) -> np.ndarray[Any, Any]:
+        vector = np.zeros(dimension, dtype=np.float32)
+        vector[0] = 0.5  # never the zero vector
+        for word in text.lower().split():
+            slot = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+            vector[slot % dimension] += 3.0
+        return vector
