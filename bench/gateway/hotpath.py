@@ -290,7 +290,7 @@ def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None
         leftover.unlink()
     url = f"sqlite+aiosqlite:///{out / 'hotpath.db'}"
     upgrade_database(url)
-    from chatgate.core.policies import RateLimitSettings
+    from chatgate.core.policies import GuardPolicy, RateLimitSettings
 
     # Limits high enough never to refuse one benchmark user; the limiter still runs.
     limits = RateLimitSettings(
@@ -305,7 +305,9 @@ def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None
         assistants=[AssistantConfig(id="bench", name="Benchmark", provider="upstream",
                                     model="gpt-4o-mini", max_context_tokens=4096,
                                     max_answer_tokens=256,
-                                    system_prompt="You are a helpful assistant.")],
+                                    system_prompt="You are a helpful assistant.",
+                                    # as chatgate.yaml: the same work for any version compared
+                                    guards=GuardPolicy(pii="mask", injection="flag"))],
     )  # fmt: skip
     body = json.dumps(
         {"model": "bench", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64}
