@@ -222,8 +222,9 @@ class LocalEmbedder:
         return model
 
     def count_tokens(self, text: str) -> int:
-        """Exact, in C (about a microsecond a character); waits for the model if it is still
-        loading."""
+        """The tokens the model reads for `text` as a passage (e5's prefix included, the two
+        special tokens not): exact, in C, microseconds for a chunk; waits for the model if it
+        is still loading."""
         if not text:
             return 0
         return int(self._load_soon().result().token_count(text)) - 2  # without <s> and </s>

@@ -3,6 +3,7 @@ model, behind one interface, every vector of unit length."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -192,3 +193,75 @@ def test_the_bundled_model_is_the_default_when_none_is_configured(
 def test_bad_embedder_settings_are_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.model_validate(fields)
+
+
+@pytest.fixture(scope="module")
+async def local() -> AsyncIterator[LocalEmbedder]:
+    embedder = LocalEmbedder(EmbedderConfig(id="local", type="local", batch_size=4))
+    await embedder.start()
+    yield embedder
+    await embedder.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "answer", "other"),
+    [
+        (
+            "退款一般几天能到账？",
+            "仓库收到退回的包裹后，款项会在5到7个工作日内原路退回到您的支付账户。",
+            "员工每月可领取50元公共交通补贴。",
+        ),
+        (
+            "How long does the headphone battery last?",
+            "The wireless headset plays music for up to 30 hours on one charge.",
+            "The headphones are available in black, white and midnight blue.",
+        ),
+    ],
+)
+async def test_the_bundled_model_ranks_the_answering_passage_first(
+    local: LocalEmbedder, query: str, answer: str, other: str
+) -> None:
+    passages = np.asarray(await local.embed_documents([answer, other]))
+    question = np.asarray(await local.embed_query(query))
+    assert passages.shape == (2, local.dimension) == (2, 384)
+    assert np.linalg.norm(passages, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    scores = passages @ question
+    assert scores[0] > scores[1], scores
+
+
+async def test_the_bundled_model_embeds_a_batch_as_it_embeds_each_text(
+    local: LocalEmbedder,
+) -> None:
+    texts = [f"第{i}章：退货政策 return policy, chapter {i}" * (i + 1) for i in range(6)]
+    together = await local.embed_documents(texts)  # two batches of 4 and 2
+    for text, vector in zip(texts, together, strict=True):
+        assert (await local.embed_documents([text]))[0] == pytest.approx(vector, abs=1e-5)
+    # A query is embedded with e5's "query: " prefix, a passage with "passage: ".
+    assert await local.embed_query(texts[0]) != pytest.approx(together[0], abs=1e-3)
+
+
+async def test_the_bundled_model_counts_tokens_with_its_own_tokenizer(
+    local: LocalEmbedder,
+) -> None:
+    assert local.count_tokens("") == 0
+    assert 0 < local.count_tokens("退款一般几天能到账？") < 12
+    # The tokens the model reads for a passage: e5's "passage: " prefix, then the text.
+    assert local.count_tokens(" ".join(["refund"] * 100)) == local.count_tokens("refund") + 99
+
+
+async def test_the_bundled_model_does_not_block_the_event_loop(local: LocalEmbedder) -> None:
+    passages = [
+        f"{i} " + "退货政策：商品签收后30天内可以退货。Returns within 30 days. " * 8
+        for i in range(6)
+    ]
+    longest, last = 0.0, time.perf_counter()
+    started = last
+    work = asyncio.ensure_future(local.embed_documents(passages))
+    while not work.done():
+        await asyncio.sleep(0.001)
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    took = time.perf_counter() - started
+    assert len(await work) == 6
+    assert took > 0.2  # long enough for a stall to show
+    assert longest < 0.05, (longest, took)
