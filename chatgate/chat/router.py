@@ -15,6 +15,7 @@ from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.answers import TurnEnd
 from chatgate.chat.deps import OwnedSession, Turns
+from chatgate.chat.prepare import Ask
 from chatgate.chat.schemas import (
     NO_NUL,
     HistoryAppend,
@@ -31,7 +32,7 @@ from chatgate.chat.schemas import (
     SwitchResult,
 )
 from chatgate.chat.sse import answer_events
-from chatgate.chat.turns import Ask, Turn
+from chatgate.chat.turns import Turn
 from chatgate.core.deps import DbSession, SettingsDep
 from chatgate.core.errors import error_body
 from chatgate.core.ids import parse_id

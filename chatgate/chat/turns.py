@@ -27,8 +27,6 @@ from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import QueuedAnswer, TaskQueue
 
-__all__ = ["Ask", "PreparedTurn", "Turn", "TurnManager", "turn_in_progress"]
-
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
 # How long a stop waits for a worker to end the answer it writes, polling its row.
 STOP_WAIT = 5.0

@@ -10,7 +10,7 @@ from chatgate.auth.service import acting_user
 from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.deps import Turns
-from chatgate.chat.turns import Ask
+from chatgate.chat.prepare import Ask
 from chatgate.core.deps import DbSession, SettingsDep
 from chatgate.core.errors import AppError, BadRequest
 from chatgate.core.tracing import current_trace_id
