@@ -23,6 +23,8 @@ from chatgate.gateway.edge import Edge
 from chatgate.gateway.front import Door, FrontedFastAPI, document_lanes
 from chatgate.gateway.router import router as gateway_router
 from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
+from chatgate.knowledge.ingest import recover_interrupted_ingestions
+from chatgate.knowledge.router import router as knowledge_router
 from chatgate.observability.tracing import Tracing, TracingMiddleware
 from chatgate.openai_compat.lane import ChatCompletions
 from chatgate.openai_compat.router import router as openai_router
@@ -58,6 +60,11 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
             )
             if recovered:
                 log.warning("marked %d unfinished answers as interrupted", recovered)
+            stopped = await recover_interrupted_ingestions(
+                runtime.database, all_rows=settings.is_sqlite and not settings.redis_url
+            )
+            if stopped:
+                log.warning("marked %d interrupted ingestions as failed", stopped)
             app.runtime = runtime
             yield
 
@@ -92,6 +99,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     app.include_router(admin_router)
     app.include_router(audit_router)
     app.include_router(keys_router)
+    app.include_router(knowledge_router)
     app.mount("/static", PageHeaders(StaticFiles(directory=WEB)), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -27,6 +27,9 @@ from chatgate.chat.turns import TurnManager
 from chatgate.core.config import Settings
 from chatgate.core.db import Database
 from chatgate.core.redis import connect_redis
+from chatgate.knowledge.embedders import Embedders
+from chatgate.knowledge.ingest import Ingestion
+from chatgate.knowledge.service import Knowledge
 from chatgate.observability.metrics import forget_this_process
 from chatgate.observability.probes import watch_pool
 from chatgate.observability.tracing import Tracing
@@ -54,6 +57,9 @@ class Runtime:
     cache: AnswerCache | None
     queue: TaskQueue | None
     turns: TurnManager
+    embedders: Embedders
+    ingestion: Ingestion
+    knowledge: Knowledge
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,6 +116,19 @@ async def open_runtime(
         if queue is not None:
             stack.push_async_callback(queue.close)
         cache = AnswerCache.build(settings, redis)
+        embedders = Embedders.build(settings)
+        await embedders.start()
+        stack.push_async_callback(embedders.close)
+        # Closed before the embedders and the database: a stopped ingestion stays `processing`
+        # and the next start marks it interrupted.
+        ingestion = Ingestion(
+            database=database, embedders=embedders, settings=settings.knowledge, queue=queue
+        )
+        stack.push_async_callback(ingestion.close)
+        knowledge = Knowledge(
+            database=database, embedders=embedders, ingestion=ingestion,
+            settings=settings.knowledge,
+        )  # fmt: skip
         writer = AnswerWriter(
             database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
         )
@@ -127,5 +146,6 @@ async def open_runtime(
         yield Runtime(
             settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
-            cache=cache, queue=queue, turns=turns,
+            cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
+            knowledge=knowledge,
         )  # fmt: skip

@@ -1,7 +1,8 @@
-"""`chatgate worker`: writes queued answers, several processes sharing one Redis queue.
+"""`chatgate worker`: writes queued answers and ingests documents, several processes sharing one
+Redis queue.
 
 An entry point like `main.py`: it opens the same runtime as the API process, and its one job
-hands each queued answer to the runtime's turn manager."""
+hands each queued answer to the runtime's turn manager, each document to its ingestion."""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import using_trace_id
 from chatgate.runtime import Runtime, open_runtime
 from chatgate.tasks.queue import (
+    INGEST_DOCUMENT,
     WRITE_ANSWER,
     decode_job,
     encode_job,
     queue_redis,
     queued_answer,
+    queued_ingestion,
 )
 
 log = logging.getLogger("chatgate.worker")
+INGEST_SECONDS = 3600
 
 
 async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +42,14 @@ async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
             # Deleted meanwhile, stopped before it started, or ended by an earlier try.
             return {"skipped": True, "worker": os.getpid()}
         log.info("answer written", extra={"message_id": str(job.answer_id), "status": status})
+    return {"status": status, "worker": os.getpid()}
+
+
+async def ingest_document(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    runtime: Runtime = ctx["runtime"]
+    job = queued_ingestion(payload)
+    status = await runtime.ingestion.run(job.document_id)
+    log.info("document ingested", extra={"document_id": str(job.document_id), "status": status})
     return {"status": status, "worker": os.getpid()}
 
 
@@ -59,7 +71,11 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         p.timeouts.total + p.timeouts.first_token + p.queue_timeout for p in settings.providers
     )
     return Worker(
-        functions=[func(write_answer, name=WRITE_ANSWER, max_tries=3)],
+        functions=[
+            func(write_answer, name=WRITE_ANSWER, max_tries=3),
+            # A large document parses and embeds for minutes; a retry starts it afresh.
+            func(ingest_document, name=INGEST_DOCUMENT, max_tries=2, timeout=INGEST_SECONDS),
+        ],
         # chatgate's timeouts, and jobs as JSON (never pickle) both ways.
         redis_pool=queue_redis(settings.redis_url),
         job_serializer=encode_job,

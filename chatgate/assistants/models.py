@@ -28,6 +28,7 @@ class AssistantRow(Base):
     fallback_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     cache_answers: Mapped[bool] = mapped_column(Boolean, default=True)
     guards: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    knowledge_bases: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -60,6 +61,7 @@ class AssistantUpdate(BaseModel):
     fallback_answer: UnicodeText | None = None
     cache_answers: bool | None = None
     guards: GuardPolicy | None = None
+    knowledge_bases: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = None
     enabled: bool | None = None
 
 

@@ -6,6 +6,7 @@ body that is not JSON; every other body is JSON and at most `max_body_bytes`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,8 +20,13 @@ from chatgate.openai_compat.lane import MAX_BODY_BYTES as CONVERSATION_BYTES
 LARGER_BODIES: dict[str, int] = {
     "/v1/chat/completions": CONVERSATION_BYTES,  # a whole conversation, sent each time
 }
-# Routes whose bodies are not JSON (uploads, when they come), and the media types each takes.
+# Routes whose bodies are not JSON, and the media types each takes.
 OTHER_BODY_TYPES: dict[str, frozenset[str]] = {}
+# Upload routes (their paths hold an id): multipart bodies up to the upload cap
+# (`CHATGATE_KNOWLEDGE__MAX_UPLOAD_BYTES`) plus room for the multipart envelope around the file.
+UPLOAD_ROUTES = re.compile(r"/v1/admin/knowledge-bases/[^/]+/documents")
+UPLOAD_TYPES = frozenset({"multipart/form-data"})
+MULTIPART_ENVELOPE = 64 * 1024
 # A body of any other type could come from a cross-site HTML form or a no-preflight fetch.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -58,7 +64,9 @@ def body_headers(scope: Scope) -> BodyHeaders:
     return BodyHeaders(content_type, length, chunked)
 
 
-def body_cap(path: str, default: int) -> int:
+def body_cap(path: str, default: int, *, upload: int | None = None) -> int:
+    if upload is not None and UPLOAD_ROUTES.fullmatch(path):
+        return upload + MULTIPART_ENVELOPE
     return LARGER_BODIES.get(path, default)
 
 
@@ -83,7 +91,8 @@ def type_refusal(scope: Scope, body: BodyHeaders, *, typeless: bool) -> AppError
     if content_type is None and (typeless or not body.has_body):
         return None
     content_type = content_type or ""
-    allowed = OTHER_BODY_TYPES.get(scope["path"], frozenset())
+    path = scope["path"]
+    allowed = UPLOAD_TYPES if UPLOAD_ROUTES.fullmatch(path) else OTHER_BODY_TYPES.get(path, ())
     if is_json(content_type) or _media_type(content_type) in allowed:
         return None
     return AppError(

@@ -51,10 +51,14 @@ class Door:
 
     local_only: bool  # auth mode none: loopback clients asking for a loopback name only
     max_body_bytes: int
+    max_upload_bytes: int | None = None  # documents uploaded to a knowledge base
 
     @classmethod
     def of(cls, settings: Settings) -> Door:
-        return cls(local_only=settings.auth_mode == "none", max_body_bytes=settings.max_body_bytes)
+        return cls(
+            local_only=settings.auth_mode == "none", max_body_bytes=settings.max_body_bytes,
+            max_upload_bytes=settings.knowledge.max_upload_bytes,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -122,7 +126,7 @@ class Front:
         try:
             door = self.door
             body = body_headers(scope)
-            cap = body_cap(scope["path"], door.max_body_bytes)
+            cap = body_cap(scope["path"], door.max_body_bytes, upload=door.max_upload_bytes)
             refusal = await self.edge.refusal(scope, local_only=door.local_only)
             if refusal is None and lane is not None and scope["method"] not in lane.methods:
                 allow = ", ".join(sorted(lane.methods))

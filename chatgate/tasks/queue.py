@@ -1,4 +1,5 @@
-"""The Redis task queue (arq) for async answers, so they outlive the API process that took them.
+"""The Redis task queue (arq) for async answers, so they outlive the API process that took them,
+and for documents' ingestion.
 
 arq's own `create_pool` sets only a connect timeout, so a hung Redis would hold every enqueue,
 status and abort: the client here is made with chatgate's timeouts (`core/redis.py`), and a
@@ -28,6 +29,7 @@ from chatgate.providers.base import CompletionRequest
 from chatgate.providers.fallback import ChainSpec
 
 WRITE_ANSWER = "write_answer"
+INGEST_DOCUMENT = "ingest_document"
 QueueStatus = Literal["queued", "running"]
 # Seconds to connect or to wait for one reply. Queue calls are small; the worker's polls too.
 QUEUE_TIMEOUT = 2.0
@@ -50,6 +52,16 @@ class QueuedAnswer:
 _QUEUED = TypeAdapter(QueuedAnswer)
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedIngestion:
+    """A document to index: the worker reads the file and the knowledge base from the database."""
+
+    document_id: uuid.UUID
+
+
+_INGESTION = TypeAdapter(QueuedIngestion)
+
+
 def encode_job(data: dict[str, Any]) -> bytes:
     """arq's job and result envelopes as JSON, never pickle: whoever can write to Redis must not
     be able to run code in a worker. A value JSON has no form for (an exception in a failed
@@ -65,6 +77,10 @@ def decode_job(raw: bytes) -> dict[str, Any]:
 def queued_answer(job: dict[str, Any]) -> QueuedAnswer:
     """A job's payload as the worker reads it, checked field by field."""
     return _QUEUED.validate_python(job)
+
+
+def queued_ingestion(job: dict[str, Any]) -> QueuedIngestion:
+    return _INGESTION.validate_python(job)
 
 
 def queue_redis(url: str, *, timeout: float = QUEUE_TIMEOUT) -> ArqRedis:
@@ -113,6 +129,17 @@ class TaskQueue:
             await self.redis.enqueue_job(
                 WRITE_ANSWER, _QUEUED.dump_python(job, mode="json"),
                 _job_id=str(job.answer_id), _queue_name=self.queue_name,
+            )  # fmt: skip
+        except REDIS_ERRORS as exc:
+            raise queue_unavailable(exc) from exc
+
+    async def enqueue_ingestion(self, job: QueuedIngestion) -> None:
+        """Queues a document's ingestion for a worker (arq names the job: one document may be
+        indexed again later)."""
+        try:
+            await self.redis.enqueue_job(
+                INGEST_DOCUMENT, _INGESTION.dump_python(job, mode="json"),
+                _queue_name=self.queue_name,
             )  # fmt: skip
         except REDIS_ERRORS as exc:
             raise queue_unavailable(exc) from exc

@@ -1,0 +1,10 @@
+"""The knowledge service, for handlers."""
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from chatgate.core.parts import part
+from chatgate.knowledge.service import Knowledge
+
+KnowledgeBases = Annotated[Knowledge, Depends(part(Knowledge))]
