@@ -69,6 +69,14 @@ def media_type_of(filename: str | None, declared: str | None) -> MediaType | Non
     return BY_TYPE.get((declared or "").partition(";")[0].strip().lower())
 
 
+def document_name(filename: str | None) -> str:
+    """An upload's name as it is stored and shown: its last path part, printable characters
+    only (NUL or a lone surrogate could not be stored), at most 255 characters."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()[:255]
+    return name or "document"
+
+
 def parse(content: bytes, media_type: MediaType) -> ParsedDocument:
     """The document's text; ParseError when it cannot be read or holds no text."""
     if media_type == PDF:

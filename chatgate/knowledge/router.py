@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, UploadFile
 from chatgate.auth.deps import AdminUser
 from chatgate.core.errors import AppError, TooLarge
 from chatgate.knowledge.deps import KnowledgeBases
-from chatgate.knowledge.parsing import BY_SUFFIX, media_type_of
+from chatgate.knowledge.parsing import BY_SUFFIX, document_name, media_type_of
 from chatgate.knowledge.schemas import (
     DocumentList,
     DocumentOut,
@@ -77,7 +77,7 @@ async def upload_document(
     if len(content) > cap:
         raise TooLarge(f"the document is over {cap} bytes", code="too_large")
     document, created = await knowledge.add_document(
-        user=user, kb_id=kb_id, name=file.filename or "document", media_type=media_type,
+        user=user, kb_id=kb_id, name=document_name(file.filename), media_type=media_type,
         content=content,
     )  # fmt: skip
     if not created:

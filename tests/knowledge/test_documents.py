@@ -148,6 +148,25 @@ async def test_unsupported_types_and_unknown_ids_are_refused(admin: httpx.AsyncC
     await settled(admin, kb["id"], typed.json()["id"])
 
 
+async def test_an_odd_file_name_is_stored_as_its_printable_last_part(
+    admin: httpx.AsyncClient,
+) -> None:
+    kb = await new_kb(admin)
+    # By hand: httpx would percent-encode the control characters in the name.
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="../dir\\sub/a\x00b\x07.md"\r\nContent-Type: text/markdown\r\n\r\n'
+        b"Named. Oddly.\r\n--b0undary--\r\n"
+    )
+    response = await admin.post(
+        f"{KB}/{kb['id']}/documents", content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+    )  # fmt: skip
+    assert response.status_code == 202, response.text
+    assert response.json()["name"] == "ab.md"
+    await settled(admin, kb["id"], response.json()["id"])
+
+
 async def test_deleting_a_document_or_a_knowledge_base_deletes_its_chunks(
     admin: httpx.AsyncClient, gateway: Gateway
 ) -> None:
