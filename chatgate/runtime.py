@@ -29,6 +29,7 @@ from chatgate.core.db import Database
 from chatgate.core.redis import connect_redis
 from chatgate.knowledge.embedders import Embedders
 from chatgate.knowledge.ingest import Ingestion
+from chatgate.knowledge.retrieval import Retriever
 from chatgate.knowledge.service import Knowledge
 from chatgate.observability.metrics import forget_this_process
 from chatgate.observability.probes import watch_pool
@@ -60,6 +61,7 @@ class Runtime:
     embedders: Embedders
     ingestion: Ingestion
     knowledge: Knowledge
+    retriever: Retriever
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +131,7 @@ async def open_runtime(
             database=database, embedders=embedders, ingestion=ingestion,
             settings=settings.knowledge,
         )  # fmt: skip
+        retriever = Retriever(database=database, embedders=embedders)
         writer = AnswerWriter(
             database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
         )
@@ -136,7 +139,7 @@ async def open_runtime(
         stack.push_async_callback(writer.close)
         turns = TurnManager(
             database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
-            cache=cache,
+            cache=cache, retriever=retriever,
         )  # fmt: skip
         stack.push_async_callback(turns.shutdown)
         catalog = AssistantCatalog(
@@ -147,5 +150,5 @@ async def open_runtime(
             settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
-            knowledge=knowledge,
+            knowledge=knowledge, retriever=retriever,
         )  # fmt: skip

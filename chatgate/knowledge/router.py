@@ -8,15 +8,18 @@ from fastapi import APIRouter, Response, UploadFile
 
 from chatgate.auth.deps import AdminUser
 from chatgate.core.errors import AppError, TooLarge
-from chatgate.knowledge.deps import KnowledgeBases
+from chatgate.knowledge.deps import KnowledgeBases, Retrieval
 from chatgate.knowledge.parsing import BY_SUFFIX, document_name, media_type_of
 from chatgate.knowledge.schemas import (
+    Citation,
+    CitationList,
     DocumentList,
     DocumentOut,
     KnowledgeBaseCreate,
     KnowledgeBaseList,
     KnowledgeBaseOut,
     KnowledgeBaseUpdate,
+    SearchRequest,
 )
 
 PREFIX = "/v1/admin/knowledge-bases"
@@ -103,3 +106,13 @@ async def delete_document(
 ) -> Response:
     await knowledge.delete_document(user=user, kb_id=kb_id, document_id=document_id)
     return Response(status_code=204)
+
+
+@router.post("/{kb_id}/search", response_model=CitationList)
+async def search(
+    kb_id: str, body: SearchRequest, knowledge: KnowledgeBases, retriever: Retrieval, _: AdminUser
+) -> CitationList:
+    """What an assistant answering from this knowledge base would retrieve for `query`."""
+    await knowledge.base(kb_id)  # 404 kb_not_found, where retrieval would skip it
+    passages = await retriever.retrieve([kb_id], body.query, top_k=body.top_k)
+    return CitationList(data=[Citation.of(i, p) for i, p in enumerate(passages, start=1)])

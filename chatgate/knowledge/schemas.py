@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from chatgate.core.config import ID_PATTERN
 from chatgate.core.text import UnicodeText
 from chatgate.knowledge.models import DocumentRow, DocumentStatus, KnowledgeBaseRow
+from chatgate.knowledge.retrieval import Passage
 
 Name = Annotated[UnicodeText, Field(min_length=1, max_length=200)]
 ChunkSize = Annotated[int, Field(ge=16, le=8192, description="tokens of the embedder")]
@@ -107,3 +108,27 @@ class DocumentOut(BaseModel):
 
 class DocumentList(BaseModel):
     data: list[DocumentOut]
+
+
+class SearchRequest(BaseModel):
+    query: Annotated[UnicodeText, Field(min_length=1, max_length=4000)]
+    top_k: TopK | None = Field(None, description="unset: the knowledge base's top_k")
+
+
+class Citation(BaseModel):
+    index: int = Field(ge=1, description="1-based, in the order retrieved (best first)")
+    document_id: uuid.UUID
+    document_name: str
+    chunk_id: uuid.UUID
+    page: int | None = None
+    score: float = Field(ge=0, le=1)
+    text: str
+
+    @classmethod
+    def of(cls, index: int, passage: Passage) -> Citation:
+        fields = {f: getattr(passage, f) for f in cls.model_fields if f != "index"}
+        return cls(index=index, **fields)
+
+
+class CitationList(BaseModel):
+    data: list[Citation]
