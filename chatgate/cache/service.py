@@ -181,6 +181,9 @@ class AnswerCache:
             or provider_id != assistant.provider
             or provider_id in self._own_memory
             or len(question) > MAX_QUESTION_CHARS
+            # Its answer rests on documents that may change under the same question (and the
+            # key holds no revision of them): never cached, so never stale.
+            or getattr(assistant, "knowledge_bases", None)
         ):
             return None
         # A question that says nothing (punctuation, invisible characters) is not worth an entry.

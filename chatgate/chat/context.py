@@ -59,7 +59,11 @@ async def load_context(db: AsyncSession, *, session_id: uuid.UUID, budget: int) 
 
 
 def build_messages(
-    assistant: AssistantConfig, history: list[ChatTurn], content: str
+    assistant: AssistantConfig, history: list[ChatTurn], content: str, knowledge: str | None = None
 ) -> list[ChatTurn]:
+    """The engine's messages: the assistant's system prompt, then the knowledge base's passages
+    (their own system message, so the assistant's prompt keeps its place), history, message."""
     system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
+    if knowledge:
+        system.append(ChatTurn("system", knowledge))
     return [*system, *history, ChatTurn("user", content)]

@@ -64,6 +64,9 @@ class Message(Base):
     # and whether that was a fallback (another engine than the assistant's, or the canned answer).
     provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
     fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # An answer's citations (API.md's `Citation`s): the knowledge bases' passages the engine was
+    # given, or a Dify app's retriever resources; None for an assistant without knowledge bases.
+    citations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

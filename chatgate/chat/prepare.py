@@ -1,14 +1,16 @@
 """Preparing a turn: from a user's message to an engine request, in named steps.
 
-`choose_engine` → `admit` (the user's token limit) → `build_context` → `guard_ask` →
+`choose_engine` → `admit` (the user's token limit) → `context_room` → `retrieve` (the knowledge
+bases' passages, fitted first) → `build_context` (history in what is left) → `guard_ask` →
 `consult_cache` → `store_turn` (both messages) → `engine_request`. The user's message and an empty
-`streaming` answer are durable before any engine is called; a guard's block stores only its
-audit event.
+`streaming` answer (with its citations) are durable before any engine is called; a guard's block
+stores only its audit event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +19,7 @@ from chatgate.auth.service import User
 from chatgate.cache.service import AnswerCache, CacheDirective, CachePlan
 from chatgate.chat.answers import recover_unfinished_answers
 from chatgate.chat.context import build_messages, history_budget, load_context
+from chatgate.chat.grounding import Grounding, fit_passages, knowledge_message
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.service import TITLE_LENGTH, bump_session
 from chatgate.core.config import AssistantConfig
@@ -25,10 +28,13 @@ from chatgate.core.errors import Conflict
 from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.core.tracing import current_trace_id
-from chatgate.guards.service import TurnGuard, guard_turn
+from chatgate.guards.service import TurnGuard, guard_turn, inspect_off_loop
 from chatgate.providers.base import ChatTurn, CompletionRequest, Provider
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
+
+if TYPE_CHECKING:
+    from chatgate.knowledge.retrieval import Retriever
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,7 @@ class TurnParts:
     providers: ProviderRegistry
     limiter: RateLimiter | None
     cache: AnswerCache | None
+    retriever: Retriever | None = None
 
 
 def turn_in_progress() -> Conflict:
@@ -77,19 +84,25 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
     user_tokens = await provider.count_tokens_async(ask.content)
     await admit(ask, user_tokens, parts.limiter)
     trace_id = current_trace_id() or None
+    room = await context_room(ask, provider, user_tokens)
+    grounding = await retrieve(ask, parts.retriever, provider, room=room)
     async with parts.database.session() as db:
-        history = await build_context(db, ask, provider, user_tokens)
-        guard = await guard_ask(db, ask, history)
+        history = await build_context(db, ask, budget=room - grounding.tokens)
+        guard, knowledge = await guard_ask(db, ask, history, grounding)
         if guard.private:
             provider = choose_engine(ask, parts.providers, private=True)
         engine_state = dict((ask.session.provider_state or {}).get(provider.id, {}))
-        # Nothing earlier for the engine to see, nothing personal: the cache may answer.
-        context_free = not history and not engine_state and not guard.personal
+        # Nothing earlier for the engine to see, nothing personal, no knowledge base whose
+        # documents may change under the question: the cache may answer.
+        context_free = (
+            not history and not engine_state and not guard.personal
+            and not ask.assistant.knowledge_bases
+        )  # fmt: skip
         plan = await consult_cache(ask, provider, parts.cache) if context_free else None
-        user_message, answer = new_messages(ask, user_tokens, trace_id)
+        user_message, answer = new_messages(ask, user_tokens, trace_id, grounding)
         cached = await cached_answer(plan, provider)
         await store_turn(db, parts.database, ask, user_message, answer, cached=cached)
-    request = engine_request(ask, guard, engine_state, trace_id)
+    request = engine_request(ask, guard, engine_state, trace_id, knowledge)
     return PreparedTurn(
         user_message=user_message, answer=answer, request=request, provider=guard.wrap(provider),
         cache=plan, restores=guard.restores, guard_marks=guard.outcome.marks,
@@ -110,22 +123,48 @@ async def admit(ask: Ask, user_tokens: int, limiter: RateLimiter | None) -> None
         )
 
 
-async def build_context(
-    db: AsyncSession, ask: Ask, provider: Provider, user_tokens: int
-) -> list[ChatTurn]:
-    """The newest earlier messages that fit the assistant's context with the new message;
+async def context_room(ask: Ask, provider: Provider, user_tokens: int) -> int:
+    """Tokens of the assistant's context left beside its prompt, the message and the answer;
     refuses a message that cannot fit on its own."""
     system_tokens = await provider.count_tokens_async(ask.assistant.system_prompt)
-    budget = history_budget(ask.assistant, system_tokens=system_tokens, user_tokens=user_tokens)
+    return history_budget(ask.assistant, system_tokens=system_tokens, user_tokens=user_tokens)
+
+
+async def retrieve(
+    ask: Ask, retriever: Retriever | None, provider: Provider, *, room: int
+) -> Grounding:
+    """The assistant's knowledge bases' best passages for the message, as many whole ones as
+    fit in `room`. The query is the message as the guards let it go (masked); a message they
+    block retrieves nothing (`guard_ask` refuses it)."""
+    if not ask.assistant.knowledge_bases or retriever is None:
+        return Grounding()
+    outcome = await inspect_off_loop(ask.assistant.guards, [("user", ask.content)])
+    if outcome.blocked:
+        return Grounding()
+    passages = await retriever.retrieve(ask.assistant.knowledge_bases, outcome.texts[0])
+    return await fit_passages(passages, room=room, counter=provider)
+
+
+async def build_context(db: AsyncSession, ask: Ask, *, budget: int) -> list[ChatTurn]:
+    """The newest earlier messages that fit in `budget` tokens."""
     return await load_context(db, session_id=ask.session.id, budget=budget)
 
 
-async def guard_ask(db: AsyncSession, ask: Ask, history: list[ChatTurn]) -> TurnGuard:
-    """The assistant's guards over the history and the message; hits are audited in `db`."""
-    return await guard_turn(
-        db, policy=ask.assistant.guards, history=history, content=ask.content,
+async def guard_ask(
+    db: AsyncSession, ask: Ask, history: list[ChatTurn], grounding: Grounding
+) -> tuple[TurnGuard, str | None]:
+    """The assistant's guards over the passages, the history and the message; hits are audited
+    in `db`. Passages are masked like history (chatgate's own text: masked, not counted). Also
+    the knowledge message as the engine is to see it (None without passages)."""
+    passages = [ChatTurn("system", p.text) for p in grounding.passages]
+    guard = await guard_turn(
+        db, policy=ask.assistant.guards, history=[*passages, *history], content=ask.content,
         user_id=ask.user.id, assistant_id=ask.assistant.id, session_id=str(ask.session.id),
     )  # fmt: skip
+    shown, guard.history = guard.history[: len(passages)], guard.history[len(passages) :]
+    if not passages:
+        return guard, None
+    return guard, knowledge_message(grounding.passages, [t.content for t in shown])
 
 
 async def consult_cache(
@@ -147,8 +186,11 @@ async def cached_answer(plan: CachePlan | None, provider: Provider) -> tuple[str
     return plan.text, await provider.count_tokens_async(plan.text)
 
 
-def new_messages(ask: Ask, user_tokens: int, trace_id: str | None) -> tuple[Message, Message]:
-    """The user's message and the empty answer that the engine's text will fill."""
+def new_messages(
+    ask: Ask, user_tokens: int, trace_id: str | None, grounding: Grounding
+) -> tuple[Message, Message]:
+    """The user's message and the empty answer that the engine's text will fill, with the
+    passages it is given as citations (None for an assistant without knowledge bases)."""
     now = utcnow()
     user_message = Message(
         id=new_id(), session_id=ask.session.id, role="user", content=ask.content,
@@ -159,6 +201,7 @@ def new_messages(ask: Ask, user_tokens: int, trace_id: str | None) -> tuple[Mess
         id=new_id(), session_id=ask.session.id, role="assistant", content="",
         status="streaming", token_count=0, model=ask.assistant.model, trace_id=trace_id,
         created_at=now, updated_at=now,
+        citations=grounding.citations() if ask.assistant.knowledge_bases else None,
     )  # fmt: skip
     return user_message, answer
 
@@ -209,12 +252,17 @@ def fill_from_cache(answer: Message, text: str, *, token_count: int) -> None:
 
 
 def engine_request(
-    ask: Ask, guard: TurnGuard, engine_state: dict[str, str], trace_id: str | None
+    ask: Ask,
+    guard: TurnGuard,
+    engine_state: dict[str, str],
+    trace_id: str | None,
+    knowledge: str | None = None,
 ) -> CompletionRequest:
-    """What the engine is asked: the system prompt, the guarded history and message."""
+    """What the engine is asked: the system prompt, the passages, the guarded history and
+    message."""
     return CompletionRequest(
         model=ask.assistant.model,
-        messages=build_messages(ask.assistant, guard.history, guard.content),
+        messages=build_messages(ask.assistant, guard.history, guard.content, knowledge),
         max_tokens=ask.assistant.max_answer_tokens,
         temperature=ask.assistant.temperature,
         user=ask.user.id,

@@ -58,6 +58,18 @@ class SwitchResult(BaseModel):
     created: bool
 
 
+class Citation(BaseModel):
+    """A passage an answer was given: `index` is its number [n] in the engine's prompt."""
+
+    index: int
+    document_id: str = Field(description="a UUID; a Dify app's own document id as it gives it")
+    document_name: str
+    chunk_id: str = Field(description="a UUID; a Dify app's segment id as it gives it")
+    page: int | None = None
+    score: float
+    text: str
+
+
 class MessageOut(BaseModel):
     id: str
     session_id: str
@@ -75,6 +87,11 @@ class MessageOut(BaseModel):
     fallback: bool = Field(
         False, description="answered by a fallback engine or the canned answer, not the usual one"
     )
+    citations: list[Citation] | None = Field(
+        None,
+        description="the knowledge-base passages the answer was given (or a Dify app's retriever "
+        "resources); null for an assistant without knowledge bases",
+    )
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
@@ -91,7 +108,9 @@ class MessageOut(BaseModel):
             cached=bool(message.cached),
             provider=message.provider,
             fallback=bool(message.fallback),
-        )
+            citations=None if message.citations is None
+            else [Citation.model_validate(c) for c in message.citations],
+        )  # fmt: skip
 
 
 class HistoryPage(BaseModel):

@@ -1,4 +1,5 @@
-"""Server-sent events for one answer: message_start, delta (new text only), message_end or error.
+"""Server-sent events for one answer: message_start, citations (an assistant with knowledge
+bases: the passages its engine was given), delta (new text only), message_end or error.
 
 An engine may rewrite the answer so far (Dify's output moderation): that is sent as one
 `delta` with `"replace": true`, whose text replaces everything received before it.
@@ -37,6 +38,11 @@ async def answer_events(turn: Turn) -> AsyncIterator[bytes]:
                 "message_id": str(turn.answer.id),
             },
         )
+        citations = turn.answer.citations
+        if citations is not None:
+            # The passages the engine was given, before it says anything about them.
+            event_id += 1
+            yield format_event(event_id, "citations", {"citations": citations})
         while True:
             item = await turn.events.get()
             event_id += 1

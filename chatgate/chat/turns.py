@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
@@ -26,6 +26,9 @@ from chatgate.providers.fallback import chain_spec
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import QueuedAnswer, TaskQueue
+
+if TYPE_CHECKING:
+    from chatgate.knowledge.retrieval import Retriever
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
 # How long a stop waits for a worker to end the answer it writes, polling its row.
@@ -87,10 +90,12 @@ class TurnManager:
         queue: TaskQueue | None = None,
         limiter: RateLimiter | None = None,
         cache: AnswerCache | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self._parts = TurnParts(
-            database=database, providers=providers, limiter=limiter, cache=cache
-        )
+            database=database, providers=providers, limiter=limiter, cache=cache,
+            retriever=retriever,
+        )  # fmt: skip
         self._writer = writer
         self.queue = queue
         self._active: dict[uuid.UUID, Turn] = {}

@@ -11,6 +11,7 @@ from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.deps import Turns
 from chatgate.chat.prepare import Ask
+from chatgate.chat.schemas import MessageOut
 from chatgate.core.deps import DbSession, SettingsDep
 from chatgate.core.errors import AppError, BadRequest
 from chatgate.core.tracing import current_trace_id
@@ -56,5 +57,5 @@ async def ask(
         )
     return Answer(
         answer=end.message.content, trace_id=current_trace_id(), session_id=str(session.id),
-        cached=bool(end.message.cached),
+        cached=bool(end.message.cached), citations=MessageOut.of(end.message).citations,
     )  # fmt: skip

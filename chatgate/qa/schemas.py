@@ -4,6 +4,8 @@ import uuid
 
 from pydantic import BaseModel, Field
 
+from chatgate.chat.schemas import Citation
+
 
 class Question(BaseModel):
     question: str
@@ -17,3 +19,8 @@ class Answer(BaseModel):
     trace_id: str
     session_id: str
     cached: bool = Field(False, description="given from the answer cache, not by an engine")
+    citations: list[Citation] | None = Field(
+        None,
+        description="the knowledge-base passages the answer was given (a Dify app's retriever "
+        "resources); null for an assistant without knowledge bases",
+    )

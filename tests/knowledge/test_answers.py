@@ -1,0 +1,155 @@
+"""Answers grounded in a knowledge base, over real HTTP on SQLite and PostgreSQL: the engine (the
+OpenAI double, which records requests) gets the numbered passages; the answer carries them as
+citations in blocking, streaming, async mode, /v1/qa and history."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from chatgate.chat.grounding import KNOWLEDGE_HEADER
+from tests.conftest import Caller, Gateway, make_token, parse_sse
+from tests.knowledge.helpers import KB, new_kb, settled, upload
+
+WARRANTY = (
+    "Warranty terms.\n\nThe Zephyr 9 kettle carries a warranty of three years from the date of "
+    "purchase. Send the receipt to repairs@example.com to claim it."
+)
+QUESTION = "How long is the warranty of the Zephyr 9 kettle?"
+UNCOVERED = "What is the capital city of Mongolia?"
+
+
+@pytest.fixture
+async def admin(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {make_token('kb-answers', admin=True)}"}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=60) as client:
+        yield client
+
+
+async def grounded_assistant(admin: httpx.AsyncClient, **kb_fields: Any) -> tuple[str, str, str]:
+    """A knowledge base with one ready document, and an assistant on the double that uses it:
+    (assistant id, kb id, document id)."""
+    kb = await new_kb(admin, score_threshold=0.8, **kb_fields)
+    accepted = (await upload(admin, kb["id"], "warranty.md", WARRANTY.encode())).json()
+    assert (await settled(admin, kb["id"], accepted["id"]))["status"] == "ready"
+    assistant_id = f"kb-{secrets.token_hex(3)}"
+    spec = {
+        "id": assistant_id, "name": "Grounded", "provider": "double", "model": "double-kb",
+        "system_prompt": "You are support.", "max_context_tokens": 4000, "max_answer_tokens": 100,
+        "knowledge_bases": [kb["id"]], "guards": {"pii": "mask", "injection": "off"},
+    }  # fmt: skip
+    created = await admin.post("/v1/admin/assistants", json=spec)
+    assert created.status_code == 201, created.text
+    return assistant_id, kb["id"], accepted["id"]
+
+
+def check_citation(citation: dict[str, Any], document_id: str) -> None:
+    assert citation["index"] == 1 and citation["document_id"] == document_id
+    assert citation["document_name"] == "warranty.md" and citation["page"] is None
+    assert "three years" in citation["text"] and 0.8 <= citation["score"] <= 1
+    assert citation["chunk_id"]
+
+
+def sent_messages(gateway: Gateway) -> list[dict[str, Any]]:
+    return gateway.double.api.requests[-1]["messages"]  # type: ignore[no-any-return]
+
+
+async def test_blocking_answer_cites_the_passage_the_engine_was_given(
+    admin: httpx.AsyncClient, alice: Caller, gateway: Gateway
+) -> None:
+    assistant_id, _, document_id = await grounded_assistant(admin)
+    session = await alice.new_session(assistant_id)
+    response = await alice.http.post(
+        f"/v1/sessions/{session['id']}/messages", json={"content": QUESTION}
+    )
+    assert response.status_code == 200, response.text
+    message = response.json()["message"]
+    assert len(message["citations"]) == 1
+    check_citation(message["citations"][0], document_id)
+
+    sent = sent_messages(gateway)
+    assert [m["role"] for m in sent] == ["system", "system", "user"]
+    assert sent[0]["content"] == "You are support."
+    knowledge = sent[1]["content"]
+    assert knowledge.startswith(KNOWLEDGE_HEADER) and "[1] (warranty.md)\n" in knowledge
+    assert "three years" in knowledge
+    # The passage passes the PII guard like any text the engine sees; the citation keeps it.
+    assert "repairs@example.com" not in knowledge and "[EMAIL_1]" in knowledge
+    assert "repairs@example.com" in message["citations"][0]["text"]
+
+    history = await alice.history(session["id"])
+    stored = next(m for m in history["data"] if m["role"] == "assistant")
+    assert stored["citations"] == message["citations"]
+    user_row = next(m for m in history["data"] if m["role"] == "user")
+    assert user_row["citations"] is None
+
+
+async def test_streaming_sends_citations_before_the_first_delta(
+    admin: httpx.AsyncClient, alice: Caller
+) -> None:
+    assistant_id, _, document_id = await grounded_assistant(admin)
+    session = await alice.new_session(assistant_id)
+    response = await alice.http.post(
+        f"/v1/sessions/{session['id']}/messages",
+        json={"content": QUESTION, "response_mode": "streaming"},
+    )
+    events = parse_sse(response.text)
+    names = [e["event"] for e in events]
+    assert names[:3] == ["message_start", "citations", "delta"], names
+    assert names[-1] == "message_end"
+    check_citation(events[1]["data"]["citations"][0], document_id)
+    assert events[-1]["data"]["message"]["citations"] == events[1]["data"]["citations"]
+
+
+async def test_async_mode_and_qa_carry_citations(admin: httpx.AsyncClient, alice: Caller) -> None:
+    assistant_id, _, document_id = await grounded_assistant(admin)
+    session = await alice.new_session(assistant_id)
+    response = await alice.http.post(
+        f"/v1/sessions/{session['id']}/messages",
+        json={"content": QUESTION, "response_mode": "async"},
+    )
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task_id"]
+    for _ in range(200):
+        task = (await alice.http.get(f"/v1/tasks/{task_id}")).json()
+        if task["status"] == "succeeded":
+            break
+        await asyncio.sleep(0.05)
+    assert task["status"] == "succeeded", task
+    check_citation(task["message"]["citations"][0], document_id)
+
+    answer = await alice.http.post(
+        "/v1/qa", json={"question": QUESTION, "assistant_id": assistant_id}
+    )
+    assert answer.status_code == 200, answer.text
+    check_citation(answer.json()["citations"][0], document_id)
+
+
+async def test_uncovered_question_and_deleted_document_cite_nothing(
+    admin: httpx.AsyncClient, alice: Caller, gateway: Gateway
+) -> None:
+    assistant_id, kb_id, document_id = await grounded_assistant(admin)
+    session = await alice.new_session(assistant_id)
+    url = f"/v1/sessions/{session['id']}/messages"
+    response = await alice.http.post(url, json={"content": UNCOVERED})
+    assert response.json()["message"]["citations"] == []
+    assert [m["role"] for m in sent_messages(gateway)] == ["system", "user"]
+
+    deleted = await admin.delete(f"{KB}/{kb_id}/documents/{document_id}")
+    assert deleted.status_code == 204
+    response = await alice.http.post(url, json={"content": QUESTION})
+    assert response.json()["message"]["citations"] == []
+    assert not any("three years" in m["content"] for m in sent_messages(gateway))
+
+
+async def test_an_assistant_without_knowledge_bases_has_no_citations(alice: Caller) -> None:
+    session = await alice.new_session("echo")
+    response = await alice.http.post(
+        f"/v1/sessions/{session['id']}/messages", json={"content": QUESTION}
+    )
+    assert response.json()["message"]["citations"] is None
