@@ -8,12 +8,12 @@ only ever a word, never query syntax."""
 
 from __future__ import annotations
 
-import uuid
 from functools import reduce
 from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, column, func, literal_column, select, text
+from sqlalchemy import ColumnElement, bindparam, func, literal_column, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import NullType
 
 from chatgate.knowledge.chunking import keyword_text
 from chatgate.knowledge.models import ChunkRow
@@ -24,7 +24,10 @@ _SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 _FTS5 = text(
     "SELECT chunk_id FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH :match "
     "AND kb_id = :kb_id ORDER BY bm25(knowledge_chunks_fts) LIMIT :limit"
-).columns(column("chunk_id", Uuid))
+)
+# A chunk id as the driver returns it (SQLite: hex text; asyncpg: its UUID), not made into a
+# uuid.UUID: that conversion was most of the time of loading 10,000 vectors.
+RAW_ID: ColumnElement[Any] = type_coerce(ChunkRow.id, NullType())
 
 
 def query_words(query: str) -> list[str]:
@@ -42,20 +45,21 @@ def fts5_match(words: list[str]) -> str:
 
 async def keyword_search(
     db: AsyncSession, *, kb_id: str, words: list[str], limit: int
-) -> list[uuid.UUID]:
-    """Ids of this knowledge base's chunks sharing a word with the question, best first."""
+) -> list[Any]:
+    """Raw ids (`RAW_ID`) of this knowledge base's chunks sharing a word with the question,
+    best first."""
     if not words:
         return []
     if db.get_bind().dialect.name == "sqlite":
         rows = await db.execute(_FTS5, {"match": fts5_match(words), "kb_id": kb_id, "limit": limit})
-        return [row.chunk_id for row in rows]
+        return [row[0] for row in rows]
     query: ColumnElement[object] = reduce(
         lambda a, b: a.op("||")(b),
         [func.plainto_tsquery(_SIMPLE, bindparam(f"w{i}", w)) for i, w in enumerate(words)],
     )
     vector = func.to_tsvector(_SIMPLE, ChunkRow.search_text)
     ranked = await db.execute(
-        select(ChunkRow.id)
+        select(RAW_ID)
         .where(ChunkRow.kb_id == kb_id, vector.op("@@")(query))
         .order_by(func.ts_rank_cd(vector, query).desc(), ChunkRow.id)
         .limit(limit)

@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from chatgate.core.db import Database
 from chatgate.knowledge.embedders import Embedders
-from chatgate.knowledge.keyword import keyword_search, query_words
+from chatgate.knowledge.keyword import RAW_ID, keyword_search, query_words
 from chatgate.knowledge.models import ChunkRow, DocumentRow, KnowledgeBaseRow
 
 RRF_K = 60
@@ -105,16 +105,14 @@ class Retriever:
         """This knowledge base's best `limit` chunks, by fused rank (threshold not applied)."""
         async with self._database.session() as db:
             rows = (
-                await db.execute(
-                    select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.kb_id == kb.id)
-                )
+                await db.execute(select(RAW_ID, ChunkRow.embedding).where(ChunkRow.kb_id == kb.id))
             ).all()
             if not rows:
                 return []
             pool = max(limit * CANDIDATES, MIN_CANDIDATES)
             keyword_ids = await keyword_search(db, kb_id=kb.id, words=words, limit=pool)
-        ids = [row.id for row in rows]
-        blob = b"".join(row.embedding for row in rows)
+        ids = [row[0] for row in rows]
+        blob = b"".join(row[1] for row in rows)
         if len(rows) >= THREADED_SCAN:
             cosines, order = await asyncio.to_thread(_scan, blob, len(rows), question, pool)
         else:
@@ -128,7 +126,7 @@ class Retriever:
             if i >= 0:  # a chunk written between the two reads waits for the next question
                 fused[i] = fused.get(i, 0.0) + 1 / (RRF_K + rank)
         best = sorted(fused.items(), key=lambda item: (-item[1], -cosines[item[0]]))[:limit]
-        return [_Hit(ids[i], f, min(1.0, max(0.0, float(cosines[i])))) for i, f in best]
+        return [_Hit(_uuid(ids[i]), f, min(1.0, max(0.0, float(cosines[i])))) for i, f in best]
 
     async def _passages(self, hits: list[_Hit], cap: int) -> list[Passage]:
         """The hits as passages, best first; children of one parent give it once."""
@@ -159,6 +157,10 @@ class Retriever:
             if len(passages) == cap:
                 break
         return passages
+
+
+def _uuid(raw: Any) -> uuid.UUID:
+    return raw if type(raw) is uuid.UUID else uuid.UUID(str(raw))
 
 
 def _scan(
