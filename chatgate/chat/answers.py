@@ -48,6 +48,8 @@ class AnswerListener(Protocol):
 
     def on_replace(self, text: str) -> None: ...
 
+    def on_citations(self, citations: list[dict[str, Any]]) -> None: ...
+
 
 class AnswerWriter:
     def __init__(
@@ -107,6 +109,11 @@ class AnswerWriter:
                         next_flush = loop.time() + self._flush_every
                         self._flush(answer.id, "".join(parts))
                 usage = chunk.usage or usage
+                if chunk.citations is not None:
+                    # The engine's own (a Dify app's): they replace any the answer began with.
+                    answer.citations = chunk.citations
+                    if listener:
+                        listener.on_citations(chunk.citations)
                 if chunk.session_state:
                     state = self._save_session_state(
                         answer.session_id, chunk.provider or provider.id, chunk.session_state
@@ -268,6 +275,7 @@ class AnswerWriter:
                     error=answer.error,
                     provider=answer.provider,
                     fallback=answer.fallback,
+                    citations=answer.citations,
                     updated_at=answer.updated_at,
                 )
             )

@@ -10,7 +10,7 @@ stores only its audit event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +46,8 @@ class Ask:
     assistant: AssistantConfig
     content: str
     cache: CacheDirective = "use"
+    # A Dify app's input variables, as the caller gave them (other engines ignore them).
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -96,7 +98,7 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
         # documents may change under the question: the cache may answer.
         context_free = (
             not history and not engine_state and not guard.personal
-            and not ask.assistant.knowledge_bases
+            and not ask.assistant.knowledge_bases and not ask.inputs
         )  # fmt: skip
         plan = await consult_cache(ask, provider, parts.cache) if context_free else None
         user_message, answer = new_messages(ask, user_tokens, trace_id, grounding)
@@ -269,4 +271,5 @@ def engine_request(
         trace_id=trace_id,
         session_state=engine_state,
         assistant_id=ask.assistant.id,
+        inputs=dict(ask.inputs),
     )

@@ -187,7 +187,10 @@ async def send_message(
 ) -> Response:
     service.check_content(body.content, settings)
     assistant = await catalog.get(session.assistant_id)
-    ask = Ask(user=user, session=session, assistant=assistant, content=body.content, cache=cache)
+    ask = Ask(
+        user=user, session=session, assistant=assistant, content=body.content, cache=cache,
+        inputs=body.inputs,
+    )  # fmt: skip
     if body.response_mode == "async" and turns.queue is not None:
         prepared = await turns.submit(ask)
         task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}

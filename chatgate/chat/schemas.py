@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from chatgate.chat.models import ChatSession, Message, MessageRole, MessageStatus
+from chatgate.core.text import UnicodeText
 
 ResponseMode = Literal["blocking", "streaming", "async"]
 # PostgreSQL text cannot hold U+0000, so no backend accepts it.
@@ -126,9 +127,18 @@ class HistoryAppend(BaseModel):
     content: str
 
 
+# A Dify app's input variables (text, paragraph, select, number), forwarded to Dify engines only.
+DifyInputs = dict[UnicodeText, UnicodeText | int | float | bool | None]
+INPUTS_DESCRIPTION = (
+    "values for a Dify app's input variables, sent to Dify engines only (others ignore them); "
+    "a message with inputs is not answered from the cache"
+)
+
+
 class SendMessage(BaseModel):
     content: str
     response_mode: ResponseMode = "blocking"
+    inputs: DifyInputs = Field(default_factory=dict, description=INPUTS_DESCRIPTION)
 
 
 class SendResult(BaseModel):

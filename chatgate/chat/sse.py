@@ -1,5 +1,6 @@
 """Server-sent events for one answer: message_start, citations (an assistant with knowledge
-bases: the passages its engine was given), delta (new text only), message_end or error.
+bases: the passages its engine was given; a Dify app's own come just before message_end),
+delta (new text only), message_end or error.
 
 An engine may rewrite the answer so far (Dify's output moderation): that is sent as one
 `delta` with `"replace": true`, whose text replaces everything received before it.
@@ -14,7 +15,7 @@ import orjson
 
 from chatgate.chat.answers import TurnEnd
 from chatgate.chat.schemas import MessageOut
-from chatgate.chat.turns import Replacement, Turn
+from chatgate.chat.turns import Citations, Replacement, Turn
 from chatgate.core.errors import error_body
 
 
@@ -48,6 +49,9 @@ async def answer_events(turn: Turn) -> AsyncIterator[bytes]:
             event_id += 1
             if isinstance(item, str):
                 yield format_event(event_id, "delta", {"text": item})
+                continue
+            if isinstance(item, Citations):
+                yield format_event(event_id, "citations", {"citations": item.items})
                 continue
             if isinstance(item, Replacement):
                 yield format_event(event_id, "delta", {"text": item.text, "replace": True})

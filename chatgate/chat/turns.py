@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
@@ -44,6 +44,13 @@ class Replacement:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Citations:
+    """The engine's own citations, known only at the end of its answer (a Dify app's)."""
+
+    items: list[dict[str, Any]]
+
+
 @dataclass(eq=False)
 class Turn:
     """An answer being written in this process, and the live stream that watches it."""
@@ -51,7 +58,9 @@ class Turn:
     session_id: uuid.UUID
     user_message: Message
     answer: Message
-    events: asyncio.Queue[str | Replacement | TurnEnd] = field(default_factory=asyncio.Queue)
+    events: asyncio.Queue[str | Replacement | Citations | TurnEnd] = field(
+        default_factory=asyncio.Queue
+    )
     first_output: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: StopReason | None = None
     task: asyncio.Task[TurnEnd] | None = None
@@ -66,6 +75,9 @@ class Turn:
     def on_replace(self, text: str) -> None:
         self.events.put_nowait(Replacement(text))
         self.first_output.set()
+
+    def on_citations(self, citations: list[dict[str, Any]]) -> None:
+        self.events.put_nowait(Citations(citations))
 
     def stop(self, reason: StopReason) -> None:
         if self.task is not None and not self.task.done():

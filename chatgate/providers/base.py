@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
@@ -40,6 +40,8 @@ class CompletionRequest:
     session_state: dict[str, str] = field(default_factory=dict)
     # The assistant asked for, so usage can be metered against its token budget.
     assistant_id: str | None = None
+    # The caller's values for a Dify app's input variables; other engines have no such thing.
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -72,6 +74,8 @@ class Chunk:
     # canned answer), and whether the answer comes from anything but the assistant's own engine.
     provider: str | None = None
     fallback: bool = False
+    # The engine's own citations (a Dify app's retriever resources), as API.md's `Citation`s.
+    citations: list[dict[str, Any]] | None = None
 
 
 class Provider(Protocol):

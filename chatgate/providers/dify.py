@@ -6,6 +6,11 @@ A Dify chat app keeps its own conversation memory, so a turn sends only the new 
 system prompt are not sent (the app's own prompt applies). Dify learns who is asking from
 `user`, which is the chatgate user, and a stop names the same user.
 
+The caller's `inputs` (the app's input variables) are sent as given. The app's
+`retriever_resources` (in `message_end`'s metadata, or a blocking answer's) become citations in
+API.md's shape: `text` is the segment's content, `page` is null, and `document_id`/`chunk_id`
+are Dify's document and segment ids as strings (UUIDs in Dify today, but not promised).
+
 `response_mode` follows the provider's `stream` setting only, never the caller's wish for one
 piece: Dify's agent apps cannot answer blocking, and a blocking answer cannot be stopped.
 """
@@ -84,7 +89,7 @@ class DifyProvider(HttpProvider["_Run"]):
     def _body(self, request: CompletionRequest, call: _Run) -> dict[str, Any]:
         query = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         body: dict[str, Any] = {
-            "inputs": {},
+            "inputs": dict(request.inputs),
             "query": query,
             "response_mode": "streaming" if call.streams else "blocking",
             "user": call.user,
@@ -93,7 +98,7 @@ class DifyProvider(HttpProvider["_Run"]):
             body["conversation_id"] = call.conversation_id
         else:
             # A completion app takes its text as the `query` input variable.
-            body["inputs"] = {"query": query}
+            body["inputs"] = {**request.inputs, "query": query}
         return body
 
     async def _error_from_response(
@@ -186,6 +191,7 @@ class _Run(HttpCall):
         elif kind == "message_end":
             self.finished = True
             chunk.usage = _usage(event.get("metadata"))
+            chunk.citations = _citations(event.get("metadata"))
             chunk.finish_reason = "stop"
         elif kind == "error":
             self.finished = True
@@ -195,7 +201,7 @@ class _Run(HttpCall):
                 str(event.get("message") or ""),
             )
         # ping, workflow_*, node_*, agent_thought, message_file, tts_*: no answer text.
-        if chunk.text or chunk.replace or chunk.usage or chunk.session_state:
+        if chunk.text or chunk.replace or chunk.usage or chunk.session_state or chunk.citations:
             return chunk
         return None
 
@@ -205,6 +211,7 @@ class _Run(HttpCall):
             text=answer.get("answer") or "",
             usage=_usage(answer.get("metadata")),
             finish_reason="stop",
+            citations=_citations(answer.get("metadata")),
         )
         self._learn(answer, chunk)
         self.finished = True
@@ -242,6 +249,34 @@ def _usage(metadata: Any) -> Usage | None:
     if not usage:
         return None
     return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def _citations(metadata: Any) -> list[dict[str, Any]] | None:
+    """A Dify app's retriever resources as citations; None when it sent none."""
+    resources = metadata.get("retriever_resources") if isinstance(metadata, dict) else None
+    if not isinstance(resources, list) or not resources:
+        return None
+    found = [r for r in resources if isinstance(r, dict)]
+    found.sort(key=lambda r: p if isinstance(p := r.get("position"), int) else 0)
+    return [
+        {
+            "index": i,
+            "document_id": str(r.get("document_id") or ""),
+            "document_name": str(r.get("document_name") or ""),
+            "chunk_id": str(r.get("segment_id") or ""),
+            "page": None,
+            "score": _score(r.get("score")),
+            "text": str(r.get("content") or ""),
+        }
+        for i, r in enumerate(found, start=1)
+    ]
+
+
+def _score(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -45,7 +45,10 @@ async def ask(
         assistant_id = body.assistant_id or settings.default_assistant or settings.assistants[0].id
         assistant = await catalog.get(assistant_id)
         session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
-    ask = Ask(user=user, session=session, assistant=assistant, content=body.question, cache=cache)
+    ask = Ask(
+        user=user, session=session, assistant=assistant, content=body.question, cache=cache,
+        inputs=body.inputs,
+    )  # fmt: skip
     turn = await turns.begin(ask)
     response.headers.update({**cache_headers(turn.cache), **turn.guard_marks})
     end = await turn.result()

@@ -4,7 +4,7 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from chatgate.chat.schemas import Citation
+from chatgate.chat.schemas import INPUTS_DESCRIPTION, Citation, DifyInputs
 
 
 class Question(BaseModel):
@@ -12,6 +12,7 @@ class Question(BaseModel):
     user_id: str | None = Field(None, min_length=1, max_length=255)
     session_id: uuid.UUID | None = None
     assistant_id: str | None = Field(None, min_length=1, max_length=64)
+    inputs: DifyInputs = Field(default_factory=dict, description=INPUTS_DESCRIPTION)
 
 
 class Answer(BaseModel):

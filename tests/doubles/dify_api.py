@@ -13,6 +13,9 @@ keeps each conversation's memory, per user. What it does is chosen by a directiv
   [[doc-example]]              events as the docs' example shows them: no `task_id`, and a
                                `message_end` with `id` where the text says `message_id`
   [[recall]]                   answer with the earlier queries of this conversation
+  [[cite]]                     the app's knowledge retrieval: `retriever_resources` in the
+                               metadata (message_end, or the blocking answer), listed in an
+                               order other than their `position`, as Dify's docs show them
   [[hang]]                     never answer
 otherwise it answers "echo: <the query>", a word per event.
 """
@@ -51,6 +54,21 @@ DEFAULT_NAMES = {
     429: "rate_limit_error",
 }
 REPLACEMENT = "Sorry, I cannot talk about that."
+# What a Dify app's knowledge retrieval reports (its published `retriever_resources` fields).
+RETRIEVER_RESOURCES = [
+    {
+        "position": 2, "dataset_id": "101b4c97-fc2e-463c-90b1-5261a4cdcafb",
+        "dataset_name": "Manuals", "document_id": "8dd1ad74-0b5f-4175-b735-7d98bbbb4e00",
+        "document_name": "kettle.pdf", "segment_id": "segment-2",
+        "score": 0.71, "content": "Descale the kettle monthly.",
+    },
+    {
+        "position": 1, "dataset_id": "101b4c97-fc2e-463c-90b1-5261a4cdcafb",
+        "dataset_name": "Manuals", "document_id": "8dd1ad74-0b5f-4175-b735-7d98bbbb4e00",
+        "document_name": "kettle.pdf", "segment_id": "ed599c7f-2f2e-4a7b-8d2a-31c1a8f2b3f4",
+        "score": 0.98, "content": "The warranty lasts three years.",
+    },
+]  # fmt: skip
 
 
 async def hang(request: web.Request) -> None:
@@ -246,6 +264,9 @@ class _Run:
             "latency": 0.01,
         }
 
+    def resources(self) -> list[dict[str, Any]]:
+        return RETRIEVER_RESOURCES if self.name == "cite" else []
+
     def fields(self) -> dict[str, Any]:
         """What every event about this message carries, as Dify sends it."""
         conversation = {"conversation_id": self.conversation.id} if self.conversation else {}
@@ -272,7 +293,7 @@ class _Run:
             **self.fields(),
             "mode": "chat" if self.conversation is not None else "completion",
             "answer": answer,
-            "metadata": {"usage": self.usage(), "retriever_resources": []},
+            "metadata": {"usage": self.usage(), "retriever_resources": self.resources()},
         }
         self.remember(answer)
         return web.json_response(body)
@@ -360,6 +381,6 @@ class _Run:
             end = {"event": "message_end", "id": self.message_id}
             if self.conversation is not None:
                 end["conversation_id"] = self.conversation.id
-        end["metadata"] = {"usage": self.usage(), "retriever_resources": []}
+        end["metadata"] = {"usage": self.usage(), "retriever_resources": self.resources()}
         await event(end)
         await response.write_eof()
