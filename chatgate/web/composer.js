@@ -192,6 +192,10 @@ export class Composer {
           answer.id = event.data.message_id;
           user.sending = false;
           this.show(stream, user);
+        } else if (event.event === "citations") {
+          // The passages the answer draws on: before its first word, or (Dify) at its end.
+          answer.citations = event.data.citations;
+          this.show(stream, answer);
         } else if (event.event === "delta") {
           // "replace": the engine rewrote the answer so far (output moderation, say).
           answer.content = event.data.replace ? event.data.text : answer.content + event.data.text;

@@ -36,6 +36,41 @@ function decorateCode(body) {
   }
 }
 
+/**
+ * The passages an answer cites: each a collapsed entry naming its document and page, opening on
+ * a click to show the passage. Text only (textContent), never markup: documents are not trusted.
+ */
+export function citationList(message) {
+  const citations = Array.isArray(message.citations) ? message.citations : [];
+  if (!citations.length) return null;
+  const items = citations.map((c) =>
+    el(
+      "li",
+      { class: "citation" },
+      el(
+        "details",
+        {},
+        el(
+          "summary",
+          {},
+          el("span", { class: "citation-index", text: `[${c.index}]` }),
+          el("span", { class: "citation-doc", text: ` ${c.document_name || "Untitled document"}` }),
+          c.page !== null && c.page !== undefined
+            ? el("span", { class: "citation-page", text: ` · page ${c.page}` })
+            : null,
+        ),
+        el("p", { class: "citation-text", text: c.text || "" }),
+      ),
+    ),
+  );
+  return el(
+    "div",
+    { class: "msg-citations" },
+    el("p", { class: "citations-title", text: citations.length === 1 ? "Source" : "Sources" }),
+    el("ol", { class: "citations" }, ...items),
+  );
+}
+
 export class Timeline {
   constructor({ scroller, list, empty }) {
     this.scroller = scroller;
@@ -114,6 +149,10 @@ export class Timeline {
     if (body.hasAttribute("aria-live"))
       body.setAttribute("aria-busy", message.status === "streaming" ? "true" : "false");
     this.fillBody(body, message);
+    const oldCitations = node.querySelector(".msg-citations");
+    const citations = citationList(message);
+    if (oldCitations) oldCitations.remove();
+    if (citations) body.after(citations);
     const note = node.querySelector(".msg-note");
     if (note) note.remove();
     if (mark && mark.note) node.append(el("p", { class: "msg-note", text: mark.note }));
@@ -198,6 +237,7 @@ export class Timeline {
       { "data-key": message.key, "aria-labelledby": headingId },
       this.head(message, mark, headingId),
       body,
+      citationList(message),
       mark && mark.note ? el("p", { class: "msg-note", text: mark.note }) : null,
     );
     this.decorate(node, message, mark);
