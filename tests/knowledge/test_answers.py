@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from chatgate.chat.grounding import KNOWLEDGE_HEADER
+from chatgate.chat.context import MESSAGE_OVERHEAD
+from chatgate.chat.grounding import KNOWLEDGE_HEADER, fit_passages, passage_block
+from chatgate.knowledge.retrieval import Passage
+from chatgate.providers.base import estimate_tokens
 from tests.conftest import Caller, Gateway, make_token, parse_sse
 from tests.knowledge.helpers import KB, new_kb, settled, upload
 
@@ -153,3 +157,34 @@ async def test_an_assistant_without_knowledge_bases_has_no_citations(alice: Call
         f"/v1/sessions/{session['id']}/messages", json={"content": QUESTION}
     )
     assert response.json()["message"]["citations"] is None
+
+
+class EstimatingCounter:
+    """Counts as the OpenAI double's provider does."""
+
+    async def count_tokens_async(self, text: str) -> int:
+        return estimate_tokens(text)
+
+
+def passage(text: str, score: float) -> Passage:
+    return Passage(uuid.uuid4(), "manual.md", uuid.uuid4(), None, score, text)
+
+
+async def test_whole_passages_are_fitted_dropping_the_lowest_ranked() -> None:
+    ranked = [
+        passage("First sentence. " * 20, 0.9),
+        passage("Second sentence. " * 5, 0.8),
+        passage("Third sentence. " * 40, 0.7),
+    ]
+    fixed = estimate_tokens(KNOWLEDGE_HEADER) + MESSAGE_OVERHEAD
+    sizes = [estimate_tokens("\n\n" + passage_block(i, p)) for i, p in enumerate(ranked, 1)]
+    counter = EstimatingCounter()
+    everything = await fit_passages(ranked, room=fixed + sum(sizes), counter=counter)
+    assert everything.passages == tuple(ranked) and everything.tokens == fixed + sum(sizes)
+    # One token short of all three: the lowest-ranked goes whole, never cut.
+    two = await fit_passages(ranked, room=fixed + sum(sizes) - 1, counter=counter)
+    assert two.passages == tuple(ranked[:2]) and two.tokens == fixed + sizes[0] + sizes[1]
+    assert [c["index"] for c in two.citations()] == [1, 2]
+    # The best one alone does not fit: nothing goes (no passage cut mid-sentence).
+    none = await fit_passages(ranked, room=fixed + sizes[0] - 1, counter=counter)
+    assert none.passages == () and none.tokens == 0 and none.citations() == []
