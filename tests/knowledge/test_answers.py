@@ -17,6 +17,7 @@ from chatgate.chat.context import MESSAGE_OVERHEAD
 from chatgate.chat.grounding import KNOWLEDGE_HEADER, fit_passages, passage_block
 from chatgate.knowledge.retrieval import Passage
 from chatgate.providers.base import estimate_tokens
+from tests.chat.test_context import record
 from tests.conftest import Caller, Gateway, make_token, parse_sse
 from tests.knowledge.helpers import KB, new_kb, settled, upload
 
@@ -35,7 +36,9 @@ async def admin(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def grounded_assistant(admin: httpx.AsyncClient, **kb_fields: Any) -> tuple[str, str, str]:
+async def grounded_assistant(
+    admin: httpx.AsyncClient, guards: dict[str, str] | None = None, **kb_fields: Any
+) -> tuple[str, str, str]:
     """A knowledge base with one ready document, and an assistant on the double that uses it:
     (assistant id, kb id, document id)."""
     kb = await new_kb(admin, score_threshold=0.8, **kb_fields)
@@ -45,7 +48,7 @@ async def grounded_assistant(admin: httpx.AsyncClient, **kb_fields: Any) -> tupl
     spec = {
         "id": assistant_id, "name": "Grounded", "provider": "double", "model": "double-kb",
         "system_prompt": "You are support.", "max_context_tokens": 4000, "max_answer_tokens": 100,
-        "knowledge_bases": [kb["id"]], "guards": {"pii": "mask", "injection": "off"},
+        "knowledge_bases": [kb["id"]], "guards": guards or {"pii": "mask", "injection": "off"},
     }  # fmt: skip
     created = await admin.post("/v1/admin/assistants", json=spec)
     assert created.status_code == 201, created.text
@@ -188,3 +191,67 @@ async def test_whole_passages_are_fitted_dropping_the_lowest_ranked() -> None:
     # The best one alone does not fit: nothing goes (no passage cut mid-sentence).
     none = await fit_passages(ranked, room=fixed + sizes[0] - 1, counter=counter)
     assert none.passages == () and none.tokens == 0 and none.citations() == []
+
+
+async def test_the_answer_cache_never_answers_across_a_document_change(
+    admin: httpx.AsyncClient, alice: Caller, gateway: Gateway
+) -> None:
+    # No guard: a masked passage alone would keep the answer out of the cache.
+    guards = {"pii": "off", "injection": "off"}
+    assistant_id, kb_id, document_id = await grounded_assistant(admin, guards)
+    body = {"question": QUESTION, "assistant_id": assistant_id}
+    first = await alice.http.post("/v1/qa", json=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["cached"] is False and len(first.json()["citations"]) == 1
+    assert first.headers.get("x-chatgate-cache", "bypass") != "hit"
+
+    deleted = await admin.delete(f"{KB}/{kb_id}/documents/{document_id}")
+    assert deleted.status_code == 204
+    engine_calls = len(gateway.double.api.requests)
+    second = await alice.http.post("/v1/qa", json=body)
+    assert second.status_code == 200, second.text
+    # Asked again in a new session: the engine answers, without the deleted passage.
+    assert second.json()["cached"] is False and second.json()["citations"] == []
+    assert len(gateway.double.api.requests) == engine_calls + 1
+    assert not any("three years" in m["content"] for m in sent_messages(gateway))
+
+
+async def test_history_gets_what_the_passages_leave(
+    admin: httpx.AsyncClient, alice: Caller, gateway: Gateway
+) -> None:
+    """Passages are fitted first; the history is trimmed to the rest of the context."""
+    assistant_id, _, _ = await grounded_assistant(admin)
+    window, answer_room = 400, 100
+    patched = await admin.patch(
+        f"/v1/admin/assistants/{assistant_id}",
+        json={"max_context_tokens": window, "max_answer_tokens": answer_room},
+    )
+    assert patched.status_code == 200, patched.text
+    session = await alice.new_session(assistant_id)
+    url = f"/v1/sessions/{session['id']}/messages"
+    earlier = [f"note {i}: " + "filler words " * 12 for i in range(8)]
+    for text in earlier:
+        await record(alice, session["id"], text)  # counted as the double's provider counts
+    response = await alice.http.post(url, json={"content": QUESTION})
+    assert response.status_code == 200, response.text
+    (citation,) = response.json()["message"]["citations"]
+
+    sent = sent_messages(gateway)
+    assert sent[1]["content"].startswith(KNOWLEDGE_HEADER)
+    passages = (
+        estimate_tokens(KNOWLEDGE_HEADER) + MESSAGE_OVERHEAD
+        + estimate_tokens("\n\n" + passage_block(1, passage(citation["text"], 1.0)))
+    )  # fmt: skip
+    room = (
+        window - answer_room - estimate_tokens("You are support.") - 2 * MESSAGE_OVERHEAD
+        - estimate_tokens(QUESTION)
+    )  # fmt: skip
+    history = [m["content"] for m in sent[2:-1]]
+    used = sum(estimate_tokens(text) + MESSAGE_OVERHEAD for text in history)
+    assert history and used <= room - passages
+    # The newest whole messages that fit: one more would not have.
+    assert history == earlier[-len(history) :]
+    next_older = earlier[-len(history) - 1]
+    assert used + estimate_tokens(next_older) + MESSAGE_OVERHEAD > room - passages
+    # Without the passages, that older message would have fitted: they really took the room.
+    assert used + estimate_tokens(next_older) + MESSAGE_OVERHEAD <= room
