@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -128,7 +128,11 @@ class HistoryAppend(BaseModel):
 
 
 # A Dify app's input variables (text, paragraph, select, number), forwarded to Dify engines only.
-DifyInputs = dict[UnicodeText, UnicodeText | int | float | bool | None]
+# Numbers stay within what JSON encoders take (orjson: 64-bit integers, finite floats): a larger
+# integer is taken as a float, infinity and NaN are refused.
+_Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+DifyInputs = dict[UnicodeText, UnicodeText | _Int64 | _Finite | bool | None]
 INPUTS_DESCRIPTION = (
     "values for a Dify app's input variables, sent to Dify engines only (others ignore them); "
     "a message with inputs is not answered from the cache"

@@ -68,5 +68,11 @@ async def test_inputs_reach_the_dify_app(carol: Caller, dify_gateway: DifyGatewa
         **inputs,
         "query": "qa inputs",
     }
-    bad = await carol.http.post("/v1/qa", json={"question": "x", "inputs": {"a": [1]}})
-    assert bad.status_code == 422, bad.text
+    for bad_inputs in ({"a": [1]}, {"a": {"b": 1}}):
+        bad = await carol.http.post("/v1/qa", json={"question": "x", "inputs": bad_inputs})
+        assert bad.status_code == 422, bad.text
+    huge = await carol.http.post(
+        "/v1/qa", content=b'{"question": "x", "inputs": {"a": 1e400}}',
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert huge.status_code == 422, huge.text
