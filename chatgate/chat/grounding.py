@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from chatgate.chat.context import MESSAGE_OVERHEAD
-
-if TYPE_CHECKING:
-    from chatgate.knowledge.retrieval import Passage
+from chatgate.knowledge.retrieval import Passage
 
 KNOWLEDGE_HEADER = (
     "Answer from the numbered passages below, which come from the knowledge base. Cite the "

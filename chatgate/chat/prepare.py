@@ -10,7 +10,7 @@ stores only its audit event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,12 +29,10 @@ from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.core.tracing import current_trace_id
 from chatgate.guards.service import TurnGuard, guard_turn, inspect_off_loop
+from chatgate.knowledge.retrieval import Retriever
 from chatgate.providers.base import ChatTurn, CompletionRequest, Provider
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
-
-if TYPE_CHECKING:
-    from chatgate.knowledge.retrieval import Retriever
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
@@ -21,14 +21,12 @@ from chatgate.chat.models import Message, MessageStatus
 from chatgate.chat.prepare import Ask, PreparedTurn, TurnParts, prepare_turn, turn_in_progress
 from chatgate.core.db import Database
 from chatgate.core.errors import ServiceUnavailable
+from chatgate.knowledge.retrieval import Retriever
 from chatgate.providers.base import CompletionRequest, Provider
 from chatgate.providers.fallback import chain_spec
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import QueuedAnswer, TaskQueue
-
-if TYPE_CHECKING:
-    from chatgate.knowledge.retrieval import Retriever
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
 # How long a stop waits for a worker to end the answer it writes, polling its row.
