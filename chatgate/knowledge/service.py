@@ -85,7 +85,10 @@ class Knowledge:
         row = KnowledgeBaseRow(
             id=spec.id, name=spec.name, description=spec.description, chunk_size=size,
             chunk_overlap=overlap, parent_chunk_size=spec.parent_chunk_size,
-            top_k=spec.top_k or defaults.top_k, score_threshold=spec.score_threshold,
+            top_k=spec.top_k or defaults.top_k,
+            score_threshold=(
+                embedder.score_threshold if spec.score_threshold is None else spec.score_threshold
+            ),
             embedder=embedder.id, dimension=embedder.dimension, created_at=now, updated_at=now,
         )  # fmt: skip
         async with self._database.session() as db:

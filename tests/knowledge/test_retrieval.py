@@ -85,7 +85,7 @@ async def test_a_code_only_keywords_find_comes_first(
 
 
 async def test_top_k_caps_the_passages(admin: httpx.AsyncClient) -> None:
-    kb = await new_kb(admin, chunk_size=32, chunk_overlap=0)  # threshold 0: everything passes
+    kb = await new_kb(admin, chunk_size=32, chunk_overlap=0, score_threshold=0)  # all pass
     await indexed(admin, kb["id"], "manual.md", ENGLISH)
     assert len(await search(admin, kb["id"], "drill warranty", top_k=2)) == 2
     assert len(await search(admin, kb["id"], "drill warranty", top_k=1)) == 1
