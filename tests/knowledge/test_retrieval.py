@@ -110,6 +110,26 @@ async def test_a_deleted_document_is_not_retrieved(
         assert all(c["document_id"] != english["id"] for c in await search(admin, kb_id, query))
 
 
+async def test_the_next_question_sees_a_document_added_or_deleted(
+    admin: httpx.AsyncClient,
+) -> None:
+    # Each search below follows a change to a knowledge base whose vectors the previous search
+    # read (and the retriever keeps in memory): a kept copy must not outlive the change.
+    kb_id = (await new_kb(admin, chunk_size=32, chunk_overlap=0))["id"]
+    first = await indexed(admin, kb_id, "first.md", "Error X-7731: the battery is overheating.")
+    assert [c["document_id"] for c in await search(admin, kb_id, "X-7731", top_k=1)] == [
+        first["id"]
+    ]
+    second = await indexed(admin, kb_id, "second.md", "Error Q-5120: the charger is unplugged.")
+    found = await search(admin, kb_id, "Q-5120 charger unplugged", top_k=1)
+    assert [c["document_id"] for c in found] == [second["id"]]
+
+    response = await admin.delete(f"{KB}/{kb_id}/documents/{first['id']}")
+    assert response.status_code == 204
+    found = await search(admin, kb_id, "X-7731 battery overheating", top_k=1)
+    assert [c["document_id"] for c in found] == [second["id"]]
+
+
 @pytest.mark.parametrize(
     "query",
     [
