@@ -71,6 +71,12 @@ async def test_bad_sizes_and_unknown_embedders_are_refused(admin: httpx.AsyncCli
     unknown = await admin.post(KB, json={"id": "x-embedder", "name": "x", "embedder": "nope"})
     assert_error(unknown, 400, "unknown_embedder")
     assert_error(await admin.patch(f"{KB}/missing-kb", json={"top_k": 2}), 404, "kb_not_found")
+    # PostgreSQL cannot store NUL in text: refused as input, never a failed write (a 500).
+    for field in ("name", "description"):
+        nul = await admin.post(KB, json={"id": f"x-nul-{field}", "name": "x", field: "a\x00b"})
+        assert_error(nul, 422, "validation_error")
+    assert_error(await admin.patch(f"{KB}/{kb['id']}", json={"description": "\x00"}), 422,
+                 "validation_error")  # fmt: skip
 
 
 async def test_only_admins_reach_knowledge_bases(alice: Caller, admin: httpx.AsyncClient) -> None:
