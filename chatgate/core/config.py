@@ -35,6 +35,16 @@ class Timeouts(BaseModel):
     total: float = Field(300.0, gt=0, description="seconds for the whole answer")
 
 
+def key_from_env(owner: str, env: str | None) -> str | None:
+    """The secret in the environment variable a provider or embedder names, read when used."""
+    if not env:
+        return None
+    value = os.environ.get(env)
+    if value is None:
+        raise ConfigError(f"{owner}: environment variable {env} is not set")
+    return value
+
+
 class ProviderConfig(BaseModel):
     id: str = Field(pattern=ID_PATTERN)
     type: Literal["openai", "anthropic", "dify", "local"]
@@ -70,14 +80,7 @@ class ProviderConfig(BaseModel):
         return self
 
     def api_key(self) -> str | None:
-        if not self.api_key_env:
-            return None
-        value = os.environ.get(self.api_key_env)
-        if value is None:
-            raise ConfigError(
-                f"provider {self.id!r}: environment variable {self.api_key_env} is not set"
-            )
-        return value
+        return key_from_env(f"provider {self.id!r}", self.api_key_env)
 
 
 class AssistantConfig(BaseModel):
@@ -175,14 +178,7 @@ class EmbedderConfig(BaseModel):
         return self
 
     def api_key(self) -> str | None:
-        if not self.api_key_env:
-            return None
-        value = os.environ.get(self.api_key_env)
-        if value is None:
-            raise ConfigError(
-                f"embedder {self.id!r}: environment variable {self.api_key_env} is not set"
-            )
-        return value
+        return key_from_env(f"embedder {self.id!r}", self.api_key_env)
 
 
 DEFAULT_EMBEDDERS = [EmbedderConfig(id="local", type="local")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
@@ -38,7 +39,7 @@ def opaque_user(user: str) -> str:
     return hashlib.sha256(b"chatgate-user:" + user.encode()).hexdigest()[:32]
 
 
-class HttpCall:
+class HttpCall(ABC):
     """One call's own part: whether it streams, and how the engine's answer becomes chunks."""
 
     def __init__(self, streams: bool) -> None:
@@ -47,19 +48,21 @@ class HttpCall:
         # read to its end, so the connection goes back to the pool.
         self.finished = False
 
+    @abstractmethod
     def feed(self, line: bytes) -> Chunk | None:
         """One line of the streamed body: a chunk when it completes a piece of the answer."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def whole(self, body: bytes) -> Chunk:
         """The answer of a call that does not stream, from its whole body."""
-        raise NotImplementedError
+        ...
 
 
 CallT = TypeVar("CallT", bound=HttpCall)
 
 
-class HttpProvider(Generic[CallT]):
+class HttpProvider(ABC, Generic[CallT]):
     """An engine behind an HTTP API; subclasses name it and define `_call`, `_body`,
     `_auth_headers` and `_error_from_response`."""
 
@@ -92,8 +95,8 @@ class HttpProvider(Generic[CallT]):
     async def count_tokens_async(self, text: str) -> int:
         return estimate_tokens(text) if text else 0  # C speed: fine on the loop
 
-    def _auth_headers(self) -> dict[str, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def _auth_headers(self) -> dict[str, str]: ...
 
     def _headers(self, trace_id: str | None) -> dict[str, str]:
         headers = dict(self._fixed_headers)
@@ -101,16 +104,16 @@ class HttpProvider(Generic[CallT]):
             headers["traceparent"] = traceparent
         return headers
 
-    def _call(self, request: CompletionRequest) -> CallT:
-        raise NotImplementedError
+    @abstractmethod
+    def _call(self, request: CompletionRequest) -> CallT: ...
 
-    def _body(self, request: CompletionRequest, call: CallT) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _body(self, request: CompletionRequest, call: CallT) -> dict[str, Any]: ...
 
+    @abstractmethod
     async def _error_from_response(
         self, response: aiohttp.ClientResponse, call: CallT
-    ) -> ProviderError:
-        raise NotImplementedError
+    ) -> ProviderError: ...
 
     def _ended(self, call: CallT) -> None:
         """After the response is released, however the call ended."""
