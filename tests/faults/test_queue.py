@@ -28,6 +28,14 @@ async def send_async(caller: Caller, session_id: str, content: str) -> dict[str,
     return response.json()  # type: ignore[no-any-return]
 
 
+def own_queue_settings(database_url: str, double: Double, redis: ControlledRedis) -> Any:
+    """Settings on the private Redis with a queue of this test's own."""
+    return remote_only_settings(
+        database_url, double.url, redis_url=redis.url,
+        task_queue=f"faults:{os.getpid()}:{time.monotonic_ns()}",
+    )  # fmt: skip
+
+
 async def test_a_queue_that_cannot_be_reached_writes_the_answer_here(
     database_url: str, openai_double: Double, faulty_redis: ControlledRedis
 ) -> None:
@@ -50,10 +58,7 @@ async def test_a_queue_that_cannot_be_reached_writes_the_answer_here(
 async def test_stop_without_a_worker_ends_the_queued_answer_at_once(
     database_url: str, openai_double: Double, faulty_redis: ControlledRedis, tmp_path: Path
 ) -> None:
-    settings = remote_only_settings(
-        database_url, openai_double.url, redis_url=faulty_redis.url,
-        task_queue=f"faults:{os.getpid()}:{time.monotonic_ns()}",
-    )  # fmt: skip
+    settings = own_queue_settings(database_url, openai_double, faulty_redis)
     with run_chatgate(settings) as url:
         async with open_caller(url) as caller:
             session = await caller.new_session()
@@ -91,10 +96,7 @@ class _Planted:
 async def test_a_pickled_job_is_never_unpickled(
     database_url: str, openai_double: Double, faulty_redis: ControlledRedis, tmp_path: Path
 ) -> None:
-    settings = remote_only_settings(
-        database_url, openai_double.url, redis_url=faulty_redis.url,
-        task_queue=f"faults:{os.getpid()}:{time.monotonic_ns()}",
-    )  # fmt: skip
+    settings = own_queue_settings(database_url, openai_double, faulty_redis)
     planted = tmp_path / "pwned"
     redis = await create_pool(RedisSettings.from_dsn(faulty_redis.url))  # arq's default: pickle
     try:
