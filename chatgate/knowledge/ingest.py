@@ -192,8 +192,13 @@ class Ingestion:
                     updated_at=utcnow(),
                 )
             )
-            if not marked.rowcount:  # type: ignore[attr-defined]
-                await db.rollback()  # deleted meanwhile, or ended by another try
+            embedder_now = await db.scalar(
+                select(KnowledgeBaseRow.embedder).where(KnowledgeBaseRow.id == job.kb_id)
+            )
+            if not marked.rowcount or embedder_now != job.embedder:  # type: ignore[attr-defined]
+                # Deleted meanwhile, ended by another try, or the knowledge base changed its
+                # embedder (the try that re-embeds writes the chunks).
+                await db.rollback()
                 return None
             if not job.dimension:  # the first vectors of an embedder that learns its size
                 await db.execute(

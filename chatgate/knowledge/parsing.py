@@ -1,5 +1,10 @@
-"""Uploaded files to text, page by page: PDF (pypdf, with page numbers), DOCX (python-docx),
-HTML (selectolax), Markdown and plain text. Pure and blocking: ingestion runs it in a thread.
+"""Uploaded files to text, page by page: PDF (PDFium through pypdfium2, with page numbers), DOCX
+(python-docx), HTML (selectolax), Markdown and plain text. Pure and blocking: ingestion runs it
+in a thread.
+
+PDF goes through PDFium: on the Debian Reference's LaTeX-made PDF, pypdf ran words together
+("Replaceitwiththefollowing…") on most pages, which neither keyword nor vector search can match;
+PDFium keeps the spaces, and read the 261 pages in 0.42 s against pypdf's 0.23 s.
 
 HTML goes through selectolax's lexbor parser: on a real 230 kB page (rustdoc's print.html) it
 took 2.5 ms against 67 ms for BeautifulSoup over lxml and 90 ms over html.parser, with the same
@@ -8,11 +13,11 @@ text; it is maintained and ships wheels."""
 from __future__ import annotations
 
 import io
-import logging
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 MediaType = Literal[
     "application/pdf",
@@ -37,6 +42,7 @@ BLOCKS = (
     "p,div,li,h1,h2,h3,h4,h5,h6,tr,pre,blockquote,section,article,aside,nav,header,footer,"
     "dt,dd,table,ul,ol,dl,figure,figcaption,main,form,hr"
 )
+_PDFIUM = threading.Lock()
 
 
 class ParseError(Exception):
@@ -110,19 +116,34 @@ def _clean(text: str) -> str:
 
 
 def _pdf(content: bytes) -> ParsedDocument:
-    from pypdf import PdfReader
+    import pypdfium2 as pdfium
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # warnings for every odd object
-    try:
-        reader = PdfReader(io.BytesIO(content))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ParseError("encrypted_document", "the PDF is encrypted with a password")
-        pages = [Page(_clean(p.extract_text() or ""), i + 1) for i, p in enumerate(reader.pages)]
-    except ParseError:
-        raise
-    except Exception as exc:  # a malformed file trips pypdf in many ways: all mean unreadable
-        raise ParseError("parse_failed", f"the PDF cannot be read: {exc}"[:500]) from exc
+    with _PDFIUM:  # PDFium is not thread-safe and ingestion may run in several threads
+        try:
+            document = pdfium.PdfDocument(content)
+        except pdfium.PdfiumError as exc:
+            if "password" in str(exc).lower():
+                message = "the PDF is encrypted with a password"
+                raise ParseError("encrypted_document", message) from None
+            raise ParseError("parse_failed", f"the PDF cannot be read: {exc}"[:500]) from exc
+        try:
+            pages = [Page(_pdf_page_text(page), i + 1) for i, page in enumerate(document)]
+        except pdfium.PdfiumError as exc:
+            raise ParseError("parse_failed", f"the PDF cannot be read: {exc}"[:500]) from exc
+        finally:
+            document.close()
     return ParsedDocument(pages, page_count=len(pages))
+
+
+def _pdf_page_text(page: Any) -> str:
+    text_page = page.get_textpage()
+    try:
+        text: str = text_page.get_text_bounded()
+    finally:
+        text_page.close()
+        page.close()
+    # PDFium marks where a word was hyphenated across lines with \x02 ("distri\x02bution").
+    return _clean(text.replace("\x02", "").replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _docx(content: bytes) -> str:

@@ -16,6 +16,9 @@ Each knowledge base is searched two ways and the two ranked lists are fused:
   names, rare words ("X-7731").
 - Fusion: reciprocal rank fusion (k = 60) orders the union of both lists.
 
+`mode` "vector" or "keyword" keeps one list only: for hit testing in the search endpoint and
+for bench/retrieval.py, which measures each against the fusion on public documents.
+
 The score of a passage (0..1, compared with the knowledge base's `score_threshold`) is the
 cosine of its vector with the question's, computed for keyword hits too (every vector is at hand
 in an exact scan). Why not a normalised fusion score: fusion is relative, its best passage
@@ -30,7 +33,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import func, select
@@ -46,6 +49,7 @@ CANDIDATES = 4  # each list brings this many times top_k (at least MIN_CANDIDATE
 MIN_CANDIDATES = 20
 THREADED_SCAN = 2_000  # chunks from which the scan runs off the event loop
 CACHED_BASES = 16  # knowledge bases whose vectors stay in memory (10,000 chunks of 384: 15 MB)
+SearchMode = Literal["hybrid", "vector", "keyword"]
 _PASSAGE_COLUMNS = (
     ChunkRow.id, ChunkRow.document_id, ChunkRow.page, ChunkRow.text, ChunkRow.parent_text,
     DocumentRow.name,
@@ -94,7 +98,12 @@ class Retriever:
         self._cache: OrderedDict[str, _Vectors] = OrderedDict()  # least recently used first
 
     async def retrieve(
-        self, kb_ids: Sequence[str], query: str, *, top_k: int | None = None
+        self,
+        kb_ids: Sequence[str],
+        query: str,
+        *,
+        top_k: int | None = None,
+        mode: SearchMode = "hybrid",
     ) -> list[Passage]:
         """Best passages across these knowledge bases (unknown ids skipped), each KB's top_k
         and score_threshold applied, best first; [] when nothing is above the threshold.
@@ -117,13 +126,18 @@ class Retriever:
                 vector = await self._embedders.get(kb.embedder).embed_query(query)
                 questions[kb.embedder] = np.asarray(vector, dtype=np.float32)
             limit = top_k or kb.top_k
-            found_hits = await self._search(kb, questions[kb.embedder], words, limit)
+            found_hits = await self._search(kb, questions[kb.embedder], words, limit, mode)
             hits.extend(h for h in found_hits if h.score >= kb.score_threshold)
         cap = top_k or max(kb.top_k for kb in bases)
         return await self._passages(sorted(hits, key=lambda h: -h.fused), cap)
 
     async def _search(
-        self, kb: KnowledgeBaseRow, question: np.ndarray[Any, Any], words: list[str], limit: int
+        self,
+        kb: KnowledgeBaseRow,
+        question: np.ndarray[Any, Any],
+        words: list[str],
+        limit: int,
+        mode: SearchMode,
     ) -> list[_Hit]:
         """This knowledge base's best `limit` chunks, by fused rank (threshold not applied)."""
         pool = max(limit * CANDIDATES, MIN_CANDIDATES)
@@ -131,13 +145,17 @@ class Retriever:
             vectors = await self._vectors(db, kb)
             if vectors.count == 0:
                 return []
-            keyword_ids = await keyword_search(db, kb_id=kb.id, words=words, limit=pool)
+            keyword_ids = (
+                await keyword_search(db, kb_id=kb.id, words=words, limit=pool)
+                if mode != "vector"
+                else []
+            )
         if vectors.count >= THREADED_SCAN:
             cosines, order = await asyncio.to_thread(_scan, vectors.matrix, question, pool)
         else:
             cosines, order = _scan(vectors.matrix, question, pool)
         fused: dict[int, float] = {}
-        for rank, i in enumerate(order.tolist(), start=1):
+        for rank, i in enumerate(order.tolist() if mode != "keyword" else [], start=1):
             fused[i] = fused.get(i, 0.0) + 1 / (RRF_K + rank)
         for rank, chunk_id in enumerate(keyword_ids, start=1):
             i = vectors.position.get(chunk_id, -1)

@@ -114,5 +114,5 @@ async def search(
 ) -> CitationList:
     """What an assistant answering from this knowledge base would retrieve for `query`."""
     await knowledge.base(kb_id)  # 404 kb_not_found, where retrieval would skip it
-    passages = await retriever.retrieve([kb_id], body.query, top_k=body.top_k)
+    passages = await retriever.retrieve([kb_id], body.query, top_k=body.top_k, mode=body.mode)
     return CitationList(data=[Citation.of(i, p) for i, p in enumerate(passages, start=1)])

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from chatgate.core.config import ID_PATTERN
 from chatgate.core.text import UnicodeText
 from chatgate.knowledge.models import DocumentRow, DocumentStatus, KnowledgeBaseRow
-from chatgate.knowledge.retrieval import Passage
+from chatgate.knowledge.retrieval import Passage, SearchMode
 
 Name = Annotated[UnicodeText, Field(min_length=1, max_length=200)]
 ChunkSize = Annotated[int, Field(ge=16, le=8192, description="tokens of the embedder")]
@@ -38,7 +38,8 @@ class KnowledgeBaseCreate(BaseModel):
 
 
 class KnowledgeBaseUpdate(BaseModel):
-    """Chunk sizes apply to documents uploaded after the change."""
+    """Chunk sizes apply to documents uploaded after the change; a new embedder re-embeds
+    every document (with the chunk sizes of then)."""
 
     name: Name | None = None
     description: UnicodeText | None = None
@@ -47,6 +48,9 @@ class KnowledgeBaseUpdate(BaseModel):
     parent_chunk_size: ParentSize | None = None
     top_k: TopK | None = None
     score_threshold: Threshold | None = None
+    embedder: str | None = Field(
+        None, description="another configured embedder: every document is embedded again"
+    )
 
     @model_validator(mode="after")
     def _no_nulls(self) -> KnowledgeBaseUpdate:
@@ -115,6 +119,11 @@ class DocumentList(BaseModel):
 class SearchRequest(BaseModel):
     query: Annotated[UnicodeText, Field(min_length=1, max_length=4000)]
     top_k: TopK | None = Field(None, description="unset: the knowledge base's top_k")
+    mode: SearchMode = Field(
+        "hybrid",
+        description="hybrid (what assistants use), or one side of it alone to see what each "
+        "finds: vector similarity or keyword (full-text) search",
+    )
 
 
 class Citation(BaseModel):

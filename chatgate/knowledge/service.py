@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chatgate.audit.service import record_audit_event
@@ -108,7 +108,14 @@ class Knowledge:
     async def update_base(
         self, *, user: User, kb_id: str, changes: KnowledgeBaseUpdate
     ) -> KnowledgeBaseRow:
+        """Applies the changes; a new embedder re-embeds every document (each `processing`
+        until its new vectors are in, the old ones gone at once: vectors of two models cannot
+        be compared) and, unless a threshold is given, takes the embedder's own threshold."""
         values = changes.model_dump(exclude_unset=True)
+        if "embedder" in values:
+            embedder = self._embedders.get(values["embedder"])
+            values["embedder"] = embedder.id
+        reembed: list[uuid.UUID] = []
         async with self._database.session() as db:
             kb = await db.get(KnowledgeBaseRow, kb_id)
             if kb is None:
@@ -116,6 +123,10 @@ class Knowledge:
             merged = {k: values.get(k, getattr(kb, k)) for k in ("chunk_size", "chunk_overlap")}
             parent = values.get("parent_chunk_size", kb.parent_chunk_size)
             self._check_sizes(merged["chunk_size"], merged["chunk_overlap"], parent)
+            if values.get("embedder", kb.embedder) != kb.embedder:
+                values["dimension"] = embedder.dimension
+                values.setdefault("score_threshold", embedder.score_threshold)
+                reembed = await self._reset_documents(db, kb_id)
             changed = {k: v for k, v in values.items() if getattr(kb, k) != v}
             if changed:
                 before = {k: getattr(kb, k) for k in changed}
@@ -125,7 +136,22 @@ class Knowledge:
                 details = {k: {"from": before[k], "to": v} for k, v in changed.items()}
                 self._audit(db, user, "knowledge_base.updated", kb_id, {"changes": details})
                 await db.commit()
+        for document_id in reembed:
+            await self._ingestion.submit(document_id)
         return kb
+
+    @staticmethod
+    async def _reset_documents(db: Any, kb_id: str) -> list[uuid.UUID]:
+        """Drops the knowledge base's chunks and sets its documents to be ingested again."""
+        await db.execute(delete(ChunkRow).where(ChunkRow.kb_id == kb_id))
+        reset = await db.execute(
+            update(DocumentRow)
+            .where(DocumentRow.kb_id == kb_id)
+            .values(status="processing", progress=0.0, chunk_count=0, error=None,
+                    updated_at=utcnow())
+            .returning(DocumentRow.id)
+        )  # fmt: skip
+        return list(reset.scalars())
 
     async def delete_base(self, *, user: User, kb_id: str) -> None:
         async with self._database.session() as db:

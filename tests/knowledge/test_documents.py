@@ -114,6 +114,7 @@ async def test_the_same_file_twice_is_the_same_document(admin: httpx.AsyncClient
         ("empty.txt", b"", "empty_document"),
         ("blank.md", b"  \n\n \t\n", "empty_document"),
         ("blank.pdf", pdf_bytes([""]), "empty_document"),
+        ("locked.pdf", pdf_bytes(["Secret terms."], password="s3cret"), "encrypted_document"),
     ],
 )
 async def test_a_document_that_cannot_be_read_fails_with_no_chunks(
