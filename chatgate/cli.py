@@ -1,8 +1,9 @@
-"""`chatgate serve`, `chatgate migrate` and `chatgate worker`."""
+"""`chatgate serve`, `migrate`, `worker`, `rotate-keys` and `new-key`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import os
@@ -85,6 +86,40 @@ def worker(args: argparse.Namespace) -> None:
     run_worker(settings)
 
 
+def rotate_keys(args: argparse.Namespace) -> None:
+    asyncio.run(_rotate_keys(_settings(args.config), args.batch))
+
+
+async def _rotate_keys(settings: Settings, batch: int) -> None:
+    """Re-wraps every user's data key under the newest deployment key and seals what was stored
+    in the clear, in batches, while chatgate serves; then older keys may be dropped."""
+    from chatgate.chat.service import seal_stored
+    from chatgate.core.db import Database
+    from chatgate.core.migrate import upgrade_database
+    from chatgate.vault.keyring import load_keyring
+    from chatgate.vault.service import Vault
+
+    ring = load_keyring(settings)
+    if ring is None:
+        raise ConfigError("rotate-keys needs encryption on (CHATGATE_ENCRYPTION_ENABLED=true)")
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+    database = Database(settings.database_url)
+    try:
+        vault = Vault(database, ring)
+        await vault.start()
+        rewrapped = await vault.rotate(batch)
+        sealed = await seal_stored(database, vault, batch=batch)
+    finally:
+        await database.close()
+    print(f"{rewrapped} data keys re-wrapped under {ring.newest!r}; {sealed} rows sealed")
+
+
+def new_key(args: argparse.Namespace) -> None:
+    from chatgate.vault.keyring import new_key_line
+
+    print(new_key_line(args.key_id))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="chatgate", description="A self-hosted AI chat gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     worker_cmd = commands.add_parser("worker", help="write queued answers from Redis")
     worker_cmd.add_argument("--config", help="YAML file of providers and assistants")
     worker_cmd.set_defaults(run=worker)
+    rotate_cmd = commands.add_parser(
+        "rotate-keys", help="re-wrap data keys under the newest encryption key, seal clear rows"
+    )
+    rotate_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    rotate_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    rotate_cmd.set_defaults(run=rotate_keys)
+    key_cmd = commands.add_parser("new-key", help="print a new key_id:base64 encryption key")
+    key_cmd.add_argument("--key-id", default="k1")
+    key_cmd.set_defaults(run=new_key)
     args = parser.parse_args(argv)
     try:
         args.run(args)

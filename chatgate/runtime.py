@@ -37,6 +37,8 @@ from chatgate.observability.tracing import Tracing
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import TaskQueue
+from chatgate.vault.keyring import load_keyring
+from chatgate.vault.service import Vault
 
 T = TypeVar("T")
 log = logging.getLogger("chatgate")
@@ -62,6 +64,7 @@ class Runtime:
     ingestion: Ingestion
     knowledge: Knowledge
     retriever: Retriever
+    vault: Vault
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +105,8 @@ async def open_runtime(
         stack.callback(watch_pool(database.engine))
         if tracing is not None:
             tracing.instrument_database(database.engine)
+        vault = Vault(database, load_keyring(settings))
+        await vault.start()
         limiter = limiter or RateLimiter(settings.rate_limits, settings.redis_url)
         providers = ProviderRegistry(settings.providers, redis=redis)
         await providers.start()
@@ -150,5 +155,5 @@ async def open_runtime(
             settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
-            knowledge=knowledge, retriever=retriever,
+            knowledge=knowledge, retriever=retriever, vault=vault,
         )  # fmt: skip

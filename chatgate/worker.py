@@ -14,6 +14,7 @@ from typing import Any
 from arq import func
 from arq.worker import Worker
 
+from chatgate.chat.service import answer_owner
 from chatgate.core.config import Settings
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import using_trace_id
@@ -36,6 +37,9 @@ async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
     runtime: Runtime = ctx["runtime"]
     job = queued_answer(payload)
     provider = runtime.providers.chain(job.chain)
+    owner = await answer_owner(runtime.database, job.answer_id)
+    if owner is not None:
+        await runtime.vault.enter(owner)  # the answer is sealed with its user's key
     with using_trace_id(job.request.trace_id):
         status = await runtime.turns.write_queued(job.answer_id, provider, job.request, job.cache)
         if status is None:

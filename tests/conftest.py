@@ -28,6 +28,10 @@ from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
 
 JWT_SECRET = "test-secret-" + "x" * 40
+# Every chatgate the tests start, in this process or as a child, seals conversations at rest
+# (PostgreSQL refuses to start without keys); tests/vault starts others with their own keys.
+TEST_ENCRYPTION_KEYS = "test1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
+os.environ["CHATGATE_ENCRYPTION_KEYS"] = TEST_ENCRYPTION_KEYS
 # The engine doubles' assistants: guards would be seeded on (a remote engine), and the tests
 # using these are about something else; tests/guards sets its own.
 GUARDS_OFF = GuardPolicy()

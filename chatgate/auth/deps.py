@@ -13,6 +13,7 @@ from chatgate.auth.service import Authenticator, User, acting_user
 from chatgate.core.errors import BadRequest, Forbidden
 from chatgate.core.parts import Parts, part, parts_of
 from chatgate.ratelimit.service import RateLimiter
+from chatgate.vault.service import Vault
 
 _bearer = HTTPBearer(auto_error=False, description="a JWT or an API key (cg_…)")
 
@@ -48,7 +49,10 @@ async def _current_user(request: Request, _: Annotated[object, Security(_bearer)
     """Headers are read straight from the request: FastAPI's per-parameter header handling was
     a third of the gateway's dependency cost. (`_bearer` only documents the scheme.)"""
     state = request.scope.setdefault("state", {})
-    return await request_user(parts_of(request.app), request.headers, state)
+    parts = parts_of(request.app)
+    user = await request_user(parts, request.headers, state)
+    await parts.get(Vault).enter(user.id)  # what this request stores or reads is sealed as theirs
+    return user
 
 
 async def _admin_user(user: Annotated[User, Depends(_current_user)]) -> User:

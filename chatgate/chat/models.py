@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, false, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Uuid, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatgate.core.db import Base, UTCDateTime
 from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
+from chatgate.vault.sealed import SealedJSON, SealedText
 
 MessageRole = Literal["user", "assistant", "system"]
 # `streaming` while an answer is being written; how it ended otherwise.
@@ -24,7 +25,7 @@ class ChatSession(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(String(255))
     assistant_id: Mapped[str] = mapped_column(String(64))
-    title: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(SealedText, default="")
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     # Per-engine state kept between turns, keyed by provider id (e.g. Dify's conversation_id).
     provider_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -34,6 +35,8 @@ class ChatSession(Base):
     __table_args__ = (
         Index("ix_sessions_user_updated", "user_id", "updated_at", "id"),
         Index("ix_sessions_user_assistant_updated", "user_id", "assistant_id", "updated_at", "id"),
+        # The retention job's scan for conversations past their period (migration 0014).
+        Index("ix_sessions_updated_at", "updated_at"),
     )
 
 
@@ -51,7 +54,7 @@ class Message(Base):
         Uuid, ForeignKey("sessions.id", ondelete="CASCADE")
     )
     role: Mapped[MessageRole] = mapped_column(String(16))
-    content: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(SealedText, default="")
     status: Mapped[MessageStatus] = mapped_column(String(16), default="complete")
     token_count: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -66,7 +69,7 @@ class Message(Base):
     fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # An answer's citations (API.md's `Citation`s): the knowledge bases' passages the engine was
     # given, or a Dify app's retriever resources; None for an assistant without knowledge bases.
-    citations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    citations: Mapped[list[dict[str, Any]] | None] = mapped_column(SealedJSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -7,19 +7,22 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Update, bindparam, func, select, tuple_, update
+from sqlalchemy import Row, Text, Update, bindparam, func, select, tuple_, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from chatgate.audit.service import record_audit_event
 from chatgate.auth.service import User
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.schemas import MessageOut
 from chatgate.core.config import Settings
-from chatgate.core.db import forget_deleted
+from chatgate.core.db import Database, forget_deleted
 from chatgate.core.errors import BadRequest, Forbidden, NotFound, TooLarge
 from chatgate.core.text import is_unicode_text
 from chatgate.core.time import utcnow
+from chatgate.vault.sealed import PREFIX as SEALED_PREFIX
+from chatgate.vault.service import Vault
 
 TITLE_LENGTH = 60
 
@@ -232,13 +235,57 @@ async def history_page(
     return page, (page[0].id if has_more else None)
 
 
+async def seal_stored(database: Database, vault: Vault, *, batch: int = 500) -> int:
+    """Seals, `batch` messages a transaction, what was stored in the clear (before encryption
+    was turned on): message text and citations, and session titles; the number of rows sealed.
+    Reading and writing a row back through the sealed columns is what seals it."""
+    sealed = 0
+    for model, owner_join in ((Message, True), (ChatSession, False)):
+        column = Message.content if model is Message else ChatSession.title
+        while True:
+            async with database.session() as db:
+                query = select(model, ChatSession.user_id)
+                if owner_join:
+                    query = query.join(ChatSession, ChatSession.id == Message.session_id)
+                raw = type_coerce(column, Text)
+                rows = (
+                    await db.execute(
+                        query.where(raw != "", ~raw.startswith(SEALED_PREFIX)).limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    break
+                for row, owner in rows:
+                    await vault.enter(owner)
+                    flag_modified(row, "content" if model is Message else "title")
+                    if isinstance(row, Message) and row.citations is not None:
+                        flag_modified(row, "citations")
+                    await db.flush()
+                await db.commit()
+                sealed += len(rows)
+    return sealed
+
+
+async def answer_owner(database: Database, answer_id: uuid.UUID) -> str | None:
+    """The user whose session holds this message; None when it is gone."""
+    async with database.session() as db:
+        owner: str | None = await db.scalar(
+            select(ChatSession.user_id)
+            .join(Message, Message.session_id == ChatSession.id)
+            .where(Message.id == answer_id)
+        )
+    return owner
+
+
 def bump_session(session_id: uuid.UUID, *, added: int, title: str | None = None) -> Update:
     values: dict[str, object] = {
         "message_count": ChatSession.message_count + added,
         "updated_at": utcnow(),
     }
     if title:
-        values["title"] = func.coalesce(func.nullif(ChatSession.title, ""), title)
+        # The title binds with the column's type, so it is sealed like the column.
+        new_title = bindparam("new_title", title, type_=ChatSession.title.type)
+        values["title"] = func.coalesce(func.nullif(ChatSession.title, ""), new_title)
     return update(ChatSession).where(ChatSession.id == session_id).values(**values)
 
 

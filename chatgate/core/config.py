@@ -109,6 +109,10 @@ class AssistantConfig(BaseModel):
     knowledge_bases: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
         default_factory=list, description="ids of the knowledge bases it answers from"
     )
+    retention_days: int | None = Field(
+        None, ge=1, description="days a conversation is kept after its last activity, then "
+        "erased; unset = the global retention_days",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AssistantConfig:
@@ -248,6 +252,28 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/chatgate.db"
     database_pool_size: int = Field(10, ge=1)
     redis_url: str | None = None
+    encryption_enabled: bool = Field(
+        True, description="seal message text, titles and citations at rest (AES-256-GCM, a key "
+        "per user); false stores them in the clear",
+    )  # fmt: skip
+    encryption_keys: SecretStr | None = Field(
+        None, description="comma-separated key_id:base64(32 bytes), newest first; unset on the "
+        "embedded default: a key file (encryption_key_file) is made on first start",
+    )  # fmt: skip
+    encryption_key_file: str = Field(
+        "data/encryption.keys", description="the embedded default's keys, owner-only permissions"
+    )
+    retention_days: int | None = Field(
+        None, ge=1, description="days a conversation is kept after its last activity, then "
+        "erased (an assistant's own retention_days wins); unset = kept until deleted",
+    )  # fmt: skip
+    retention_every_minutes: float = Field(
+        60.0, gt=0, description="how often one process of the deployment erases expired ones"
+    )
+    retention_batch: int = Field(200, ge=1, le=10_000, description="conversations per transaction")
+    retention_max_seconds: float = Field(
+        30.0, gt=0, description="a run stops after this long; the next run goes on"
+    )
     task_queue: str = Field("chatgate:queue", description="Redis queue of async answers")
     worker_concurrency: int = Field(8, ge=1, description="answers one worker writes at once")
     auth_mode: Literal["none", "jwt"] = "none"
