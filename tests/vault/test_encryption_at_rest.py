@@ -67,7 +67,9 @@ async def test_message_text_and_titles_are_stored_sealed_and_read_back_in_the_cl
         ).scalars()
         stored = list(raw)
         title = await db.scalar(
-            select(type_coerce(ChatSession.title, Text)).where(ChatSession.id == uuid.UUID(session["id"]))
+            select(type_coerce(ChatSession.title, Text)).where(
+                ChatSession.id == uuid.UUID(session["id"])
+            )
         )
     assert len(stored) == 2 and all(s.startswith("cg1:") for s in stored), stored
     assert title is not None and title.startswith("cg1:")
