@@ -28,6 +28,7 @@ from chatgate.knowledge.router import router as knowledge_router
 from chatgate.observability.tracing import Tracing, TracingMiddleware
 from chatgate.openai_compat.lane import ChatCompletions
 from chatgate.openai_compat.router import router as openai_router
+from chatgate.privacy.router import router as privacy_router
 from chatgate.qa.router import router as qa_router
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.runtime import Runtime, open_runtime
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     app.include_router(audit_router)
     app.include_router(keys_router)
     app.include_router(knowledge_router)
+    app.include_router(privacy_router)
     app.mount("/static", PageHeaders(StaticFiles(directory=WEB)), name="static")
 
     @app.get("/", include_in_schema=False)

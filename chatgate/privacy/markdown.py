@@ -1,0 +1,76 @@
+"""One conversation as a Markdown file: its name in the archive, its head, and each message with
+its role, time, text and citations. The text is written as it was said, Markdown included."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+from chatgate.chat.schemas import SessionOut
+from chatgate.chat.walk import MessageJSON
+
+TITLE_IN_NAME = 60  # characters of the title kept in a file name
+UNTITLED = "Untitled conversation"
+# Characters some file system of Windows, macOS or Linux refuses in a name, and runs of dots:
+# nothing an unzip tool could read as a path.
+_NOT_IN_NAMES = re.compile(r'[<>:"/\\|?*]|\.\.+')
+STATUS_NOTES = {
+    "interrupted": "stopped before it was finished; the text so far is kept",
+    "failed": "failed; the text so far is kept",
+    "streaming": "still being written when this copy was made",
+}
+
+
+def conversation_file_name(number: int, session: SessionOut) -> str:
+    """`00001 2026-12-01 Title.md`: the number makes each name unique and keeps the order in
+    which the conversations were started; the title is cut down to what every system takes."""
+    return f"{number:05d} {session.created_at:%Y-%m-%d} {_safe_title(session.title)}.md"
+
+
+def _safe_title(title: str) -> str:
+    text = "".join(
+        " " if unicodedata.category(c).startswith(("C", "Z")) else c
+        for c in unicodedata.normalize("NFC", title)
+    )
+    text = " ".join(_NOT_IN_NAMES.sub(" ", text).split())[:TITLE_IN_NAME]
+    return text.strip(". ") or "Untitled"
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def conversation_head(session: SessionOut) -> str:
+    return (
+        f"# {session.title.strip() or UNTITLED}\n\n"
+        f"- Assistant: {session.assistant_id}\n"
+        f"- Conversation id: {session.id}\n"
+        f"- Started: {_when(session.created_at)}\n"
+        f"- Last updated: {_when(session.updated_at)}\n"
+        f"- Messages: {session.message_count}\n"
+    )
+
+
+def message_markdown(message: MessageJSON) -> str:
+    heading = f"{message['role'].capitalize()} · {_when(message['created_at'])}"
+    if message.get("model"):
+        heading += f" · {message['model']}"
+    parts = [f"\n---\n\n## {heading}\n\n"]
+    note = STATUS_NOTES.get(message["status"])
+    if note:
+        parts.append(f"_({message['status']}: {note})_\n\n")
+    parts.append(f"{message['content']}\n" if message["content"] else "_(no text)_\n")
+    if message.get("citations"):
+        parts.append("\nSources:\n\n")
+        parts.extend(_citation(citation) for citation in message["citations"])
+    return "".join(parts)
+
+
+def _citation(citation: dict[str, Any]) -> str:
+    where = citation["document_name"]
+    if citation.get("page") is not None:
+        where += f", page {citation['page']}"
+    passage = "\n".join(f"   > {line}".rstrip() for line in citation["text"].splitlines())
+    return f"{citation['index']}. {where} (score {citation['score']:.2f})\n{passage}\n"
