@@ -43,8 +43,12 @@ def serve(args: argparse.Namespace) -> None:
 
     from chatgate.core.logging import configure_logging
     from chatgate.core.migrate import upgrade_database
+    from chatgate.core.tls import tls_files
 
     settings = _settings(args.config)
+    tls = tls_files(
+        args.ssl_certfile or settings.ssl_certfile, args.ssl_keyfile or settings.ssl_keyfile
+    )
     if settings.auth_mode == "none" and not _is_loopback(args.host):
         raise ConfigError(
             f"auth mode 'none' only serves on a loopback address, not {args.host}; "
@@ -73,6 +77,9 @@ def serve(args: argparse.Namespace) -> None:
         # chatgate decides which proxies to believe (CHATGATE_ACCESS__TRUSTED_PROXIES).
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        # With TLS on, every answer carries HSTS (gateway/front.py: the scheme is https).
+        ssl_certfile=tls.certfile if tls else None,
+        ssl_keyfile=tls.keyfile if tls else None,
         log_config=None,  # chatgate's JSON lines (core/logging.py), uvicorn's included
     )
 
@@ -128,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--workers", type=int, default=1)
     serve_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    serve_cmd.add_argument("--ssl-certfile", help="serve HTTPS with this PEM certificate (chain)")
+    serve_cmd.add_argument("--ssl-keyfile", help="the PEM private key of --ssl-certfile")
     serve_cmd.set_defaults(run=serve)
     migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
     migrate_cmd.add_argument("--config", help="YAML file of providers and assistants")

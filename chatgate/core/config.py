@@ -307,6 +307,11 @@ class Settings(BaseSettings):
     access: AccessSettings = AccessSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
     log_level: str = "INFO"
+    ssl_certfile: str | None = Field(
+        None, description="PEM certificate (chain) `chatgate serve` offers over TLS, with "
+        "ssl_keyfile; unset = plain HTTP (TLS at a reverse proxy)",
+    )  # fmt: skip
+    ssl_keyfile: str | None = Field(None, description="PEM private key of ssl_certfile")
     otlp_endpoint: str | None = Field(
         None,
         description="OTLP/HTTP collector for OpenTelemetry spans (e.g. http://collector:4318); "

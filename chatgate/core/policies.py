@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 PiiKind = Literal["cn_mobile", "cn_resident_id", "bank_card", "email", "intl_phone"]
 ALL_PII_KINDS: list[PiiKind] = ["cn_mobile", "cn_resident_id", "bank_card", "email", "intl_phone"]
@@ -72,3 +72,16 @@ class AccessSettings(BaseModel):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="proxies whose X-Forwarded-For is believed"
     )
+    hsts_behind_proxy: bool = Field(
+        False, description="TLS ends at a trusted proxy: send HSTS on what it forwards with "
+        "X-Forwarded-Proto: https",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _hsts_needs_a_proxy(self) -> AccessSettings:
+        if self.hsts_behind_proxy and not self.trusted_proxies:
+            raise ValueError(
+                "hsts_behind_proxy believes X-Forwarded-Proto from trusted proxies only: "
+                "set CHATGATE_ACCESS__TRUSTED_PROXIES too"
+            )
+        return self

@@ -1,9 +1,9 @@
 """The front door: one pure-ASGI layer that every request passes first. It gives the request its
-trace id (returned as `X-Trace-Id`), applies the edge checks (address allow-list, per-address
-limit, loopback only without auth) and the body checks (size and type, `bodies.py`) before any
-route or lane reads a byte, counts, times and logs it, answers an unexpected exception with
-the 500 envelope, and serves the lanes: the busiest endpoints, called from here, past
-FastAPI's routing.
+trace id (returned as `X-Trace-Id`, with HSTS when it came over TLS: `hsts.py`), applies the
+edge checks (address allow-list, per-address limit, loopback only without auth) and the body
+checks (size and type, `bodies.py`) before any route or lane reads a byte, counts, times and
+logs it, answers an unexpected exception with the 500 envelope, and serves the lanes: the
+busiest endpoints, called from here, past FastAPI's routing.
 
 One layer instead of four: each pure-ASGI middleware wraps `send` once more and adds a coroutine
 to every request, and the gateway benchmark pays for each (docs/benchmarks.md, "Gateway")."""
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatgate.core.config import Settings
 from chatgate.core.errors import AppError, error_response, unexpected_error
+from chatgate.core.network import Network, networks
 from chatgate.core.tracing import trace_id_of, using_trace_id
 from chatgate.gateway.bodies import (
     BodyTooLarge,
@@ -31,6 +32,7 @@ from chatgate.gateway.bodies import (
     type_refusal,
 )
 from chatgate.gateway.edge import Edge
+from chatgate.gateway.hsts import HSTS_HEADER, over_tls
 from chatgate.observability.requests import RequestObserver
 
 log = logging.getLogger("chatgate.errors")
@@ -52,12 +54,15 @@ class Door:
     local_only: bool  # auth mode none: loopback clients asking for a loopback name only
     max_body_bytes: int
     max_upload_bytes: int | None = None  # documents uploaded to a knowledge base
+    hsts_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-Proto: https earns HSTS
 
     @classmethod
     def of(cls, settings: Settings) -> Door:
+        access = settings.access
         return cls(
             local_only=settings.auth_mode == "none", max_body_bytes=settings.max_body_bytes,
             max_upload_bytes=settings.knowledge.max_upload_bytes,
+            hsts_proxies=networks(access.trusted_proxies) if access.hsts_behind_proxy else (),
         )  # fmt: skip
 
 
@@ -93,13 +98,15 @@ class Front:
             await self.app(scope, receive, send)
             return
         trace_id = trace_id_of(scope)
-        header = (b"x-trace-id", trace_id.encode())
+        headers = [(b"x-trace-id", trace_id.encode())]
+        if over_tls(scope, self.door.hsts_proxies):
+            headers.append(HSTS_HEADER)
         response = _Progress()
 
         async def send_out(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response.status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *headers]
             elif not message.get("more_body", False):
                 response.finished = True
             await send(message)
