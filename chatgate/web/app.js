@@ -3,6 +3,7 @@
 
 import { ApiError, KEYS, getJSON, sendJSON, storage, uuid } from "./api.js";
 import { Composer } from "./composer.js";
+import { wireExport } from "./export.js";
 import { Sidebar } from "./sidebar.js";
 import { Timeline, el } from "./timeline.js";
 import { describeError } from "./words.js";
@@ -523,6 +524,12 @@ const composer = new Composer({
     clearNotice,
     handleError,
   },
+});
+
+wireExport({
+  buttons: [...document.querySelectorAll("[data-export-format]")],
+  status: $("export-status"),
+  onError: handleError,
 });
 
 boot();
