@@ -122,6 +122,23 @@ async def test_an_export_holds_all_of_the_callers_conversations_and_nobody_elses
     assert event["details"] == {"format": "json"} and event["target_id"] == alice.user_id
 
 
+async def test_an_answer_still_being_written_is_exported_as_it_stands(alice: Caller) -> None:
+    session = await alice.new_session("echo")
+    body = {"content": "[[slow 40 0.05]]", "response_mode": "streaming"}
+    path = f"/v1/sessions/{session['id']}/messages"
+    async with alice.http.stream("POST", path, json=body) as response:
+        raw = ""
+        exported: dict[str, Any] = {}
+        async for chunk in response.aiter_text():  # read to the end: leaving would stop it
+            raw += chunk
+            # The text so far is saved every stream_flush_seconds (0.2 s here).
+            if raw.count("event: delta") >= 12 and not exported:
+                (exported,) = (await export(alice)).json()["sessions"]
+    question, answer = exported["messages"]
+    assert question["content"] == "[[slow 40 0.05]]"
+    assert answer["status"] == "streaming" and answer["content"].startswith("w0 w1")
+
+
 async def test_the_markdown_export_is_a_zip_of_one_file_per_conversation(alice: Caller) -> None:
     first = await alice.new_session("echo", title="Refund ../../etc/passwd: why?*")
     await send(alice, first["id"], "I want a refund for order 1234")
