@@ -34,6 +34,9 @@ from chatgate.knowledge.service import Knowledge
 from chatgate.observability.metrics import forget_this_process
 from chatgate.observability.probes import watch_pool
 from chatgate.observability.tracing import Tracing
+from chatgate.privacy.erasure import Erasure
+from chatgate.privacy.notices import ErasureNotices
+from chatgate.privacy.retention import RetentionJob
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import TaskQueue
@@ -65,6 +68,8 @@ class Runtime:
     knowledge: Knowledge
     retriever: Retriever
     vault: Vault
+    erasure: Erasure
+    retention: RetentionJob
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -151,9 +156,25 @@ async def open_runtime(
             database=database, redis=redis, provider_ids={p.id for p in settings.providers},
             local_providers={p.id for p in settings.providers if p.type == "local"},
         )  # fmt: skip
+        # Erasing a user reaches every process: each drops what it holds of them in memory.
+        notices = ErasureNotices(redis)
+
+        async def forget_data_key(user_id: str, _: object) -> None:
+            vault.forget(user_id)
+
+        notices.on_erasure(forget_data_key)
+        await notices.start()
+        stack.push_async_callback(notices.close)
+        erasure = Erasure(database=database, turns=turns, notices=notices, cache=cache, queue=queue)
+        retention = RetentionJob(
+            settings=settings, database=database, redis=redis, catalog=catalog, queue=queue
+        )
+        await retention.start()
+        stack.push_async_callback(retention.close)
         yield Runtime(
             settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
-            knowledge=knowledge, retriever=retriever, vault=vault,
+            knowledge=knowledge, retriever=retriever, vault=vault, erasure=erasure,
+            retention=retention,
         )  # fmt: skip

@@ -62,6 +62,7 @@ class AssistantUpdate(BaseModel):
     cache_answers: bool | None = None
     guards: GuardPolicy | None = None
     knowledge_bases: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = None
+    retention_days: int | None = Field(None, ge=1)
     enabled: bool | None = None
 
 

@@ -18,6 +18,10 @@ neither looked up nor stored, whatever the assistant's guard policy. An entry is
 where there is none, except by a refresh, which only an admin's `Cache-Control: no-cache` is
 (`directive_for`). The cache is an optimisation, so a broken Redis makes every question a miss,
 never a failure.
+
+Entries are shared, but each stored one is listed under the user whose turn stored it
+(`owner_index`, in the same store): erasing that user drops them (`forget_owner`), so the cache
+no longer answers with what was written for them.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ KEY_PREFIX = "chatgate:answers:v2"
 MAX_QUESTION_CHARS = 2000
 # A slow Redis must not slow questions down more than this before they go to the engine.
 STORE_TIMEOUT = 0.5
+# Erasing waits longer (it is not on a question's path), and fails rather than passing for done.
+ERASE_TIMEOUT = 5.0
 
 
 class FinishedAnswer(Protocol):
@@ -84,6 +90,8 @@ class CachePlan:
     fallback_answer: str | None
     store: bool
     text: str | None = None
+    # The user whose turn asks: an entry the turn stores is listed under them, for erasure.
+    owner: str | None = None
 
     @property
     def hit(self) -> bool:
@@ -172,6 +180,7 @@ class AnswerCache:
         provider_id: str,
         question: str,
         directive: CacheDirective = "use",
+        owner: str | None = None,
     ) -> CachePlan | None:
         """Looks a context-free question up; None when the cache does not apply to it."""
         version: int | None = getattr(assistant, "version", None)
@@ -199,6 +208,7 @@ class AnswerCache:
             model=assistant.model,
             fallback_answer=assistant.fallback_answer,
             store=directive != "skip",
+            owner=owner,
         )  # fmt: skip
         if directive == "use":
             with cache_span("get"):
@@ -211,8 +221,9 @@ class AnswerCache:
 
     async def remember(
         self, plan: CachePlan, *, sent_question: str, provider_id: str, answer: FinishedAnswer
-    ) -> None:
-        """Stores a finished answer, if it is one the cache may give to others."""
+    ) -> bool:
+        """Stores a finished answer, if it is one the cache may give to others; whether it
+        was offered to the store."""
         if (
             plan.hit
             or not plan.store
@@ -226,9 +237,28 @@ class AnswerCache:
             or (plan.fallback_answer and answer.content.strip() == plan.fallback_answer.strip())
             or await is_personal(answer.content)
         ):
-            return
+            return False
+        index = self.owner_index(plan.owner) if plan.owner else None
         with cache_span("put"):
-            await self._put(plan.key, answer.content, replace=plan.replaces)
+            await self._put(plan.key, answer.content, replace=plan.replaces, index=index)
+        return True
+
+    def owner_index(self, owner: str) -> str:
+        """Where the keys of the entries a user's turns stored are listed (named by a hash:
+        a Redis key names no user)."""
+        digest = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]
+        return f"{KEY_PREFIX}:{self._scope}:owner:{digest}"
+
+    async def forget_owner(self, owner: str) -> int:
+        """Drops every entry the user's turns stored; how many there were. Raises when the
+        store cannot be reached: an erasure must not pass for done."""
+        async with asyncio.timeout(ERASE_TIMEOUT):
+            return await self._store.drop_indexed(self.owner_index(owner))
+
+    async def forget_entry(self, plan: CachePlan) -> None:
+        """Drops the entry a turn just stored (its answer was erased meanwhile)."""
+        async with asyncio.timeout(ERASE_TIMEOUT):
+            await self._store.drop(plan.key)
 
     async def _get(self, key: str) -> str | None:
         try:
@@ -238,9 +268,9 @@ class AnswerCache:
             log.warning("answer cache lookup failed: %s", exc)
             return None
 
-    async def _put(self, key: str, text: str, *, replace: bool) -> None:
+    async def _put(self, key: str, text: str, *, replace: bool, index: str | None) -> None:
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
-                await self._store.put(key, text, replace=replace)
+                await self._store.put(key, text, replace=replace, index=index)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("answer cache store failed: %s", exc)

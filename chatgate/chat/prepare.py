@@ -175,8 +175,9 @@ async def consult_cache(
     if cache is None:
         return None
     return await cache.consult(
-        assistant=ask.assistant, provider_id=provider.id, question=ask.content, directive=ask.cache
-    )
+        assistant=ask.assistant, provider_id=provider.id, question=ask.content,
+        directive=ask.cache, owner=ask.user.id,
+    )  # fmt: skip
 
 
 async def cached_answer(plan: CachePlan | None, provider: Provider) -> tuple[str, int] | None:

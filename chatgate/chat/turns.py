@@ -13,7 +13,10 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
+
+from sqlalchemy import select
 
 from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
@@ -65,6 +68,8 @@ class Turn:
     cache: CachePlan | None = None
     # What the guards did, for the caller (`X-Chatgate-Guard`).
     guard_marks: dict[str, str] = field(default_factory=dict)
+    # Whose turn it is: erasing that user stops it.
+    user_id: str = ""
 
     def on_text(self, text: str) -> None:
         self.events.put_nowait(text)
@@ -130,7 +135,7 @@ class TurnManager:
             self._starting.discard(session_id)
         turn = Turn(
             session_id=session_id, user_message=prepared.user_message, answer=prepared.answer,
-            cache=prepared.cache, guard_marks=prepared.guard_marks,
+            cache=prepared.cache, guard_marks=prepared.guard_marks, user_id=ask.user.id,
         )  # fmt: skip
         if prepared.cache is not None and prepared.cache.hit:
             turn.task = asyncio.create_task(self._replay(turn))
@@ -146,7 +151,7 @@ class TurnManager:
             return prepared
         turn = Turn(
             session_id=ask.session.id, user_message=prepared.user_message, answer=prepared.answer,
-            cache=prepared.cache,
+            cache=prepared.cache, user_id=ask.user.id,
         )  # fmt: skip
         if prepared.restores:
             # Its masked values must not sit in Redis for a worker: written here instead.
@@ -194,6 +199,18 @@ class TurnManager:
 
     def running(self, session_id: uuid.UUID) -> Turn | None:
         return self._active.get(session_id)
+
+    async def stop_turns_of(self, user_id: str, *, begun_before: datetime | None = None) -> int:
+        """Stops the user's answers being written in this process (their data is being erased;
+        those begun before `begun_before`, when given) and waits for them to end; how many."""
+        turns = [
+            t for t in self._active.values()
+            if t.user_id == user_id and (begun_before is None or t.answer.created_at < begun_before)
+        ]  # fmt: skip
+        for turn in turns:
+            turn.stop("stopped")
+        await asyncio.gather(*(t.task for t in turns if t.task), return_exceptions=True)
+        return len(turns)
 
     async def shutdown(self) -> None:
         turns = list(self._active.values())
@@ -247,11 +264,24 @@ class TurnManager:
         answer: Message,
     ) -> None:
         cache = self._parts.cache
-        if plan is not None and cache is not None:
-            await cache.remember(
-                plan, sent_question=request.messages[-1].content, provider_id=provider.id,
-                answer=answer,
-            )  # fmt: skip
+        if plan is None or cache is None:
+            return
+        stored = await cache.remember(
+            plan, sent_question=request.messages[-1].content, provider_id=provider.id,
+            answer=answer,
+        )  # fmt: skip
+        # Checked after the entry is stored: an erasure that deleted the answer meanwhile
+        # either is seen here or finds the entry in its user's index, never neither.
+        if stored and not await self._answer_exists(answer.id):
+            try:
+                await cache.forget_entry(plan)
+            except Exception:
+                log.warning("dropping the cached answer of an erased turn failed", exc_info=True)
+
+    async def _answer_exists(self, answer_id: uuid.UUID) -> bool:
+        async with self._parts.database.session() as db:
+            found = await db.scalar(select(Message.id).where(Message.id == answer_id))
+        return found is not None
 
     async def _replay(self, turn: Turn) -> TurnEnd:
         """A cached answer, complete in its row already: one delta with the whole text."""

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from chatgate.auth.deps import CurrentUser
+from chatgate.auth.deps import AdminUser, CurrentUser
 from chatgate.core.deps import DatabaseDep, DbSession, SettingsDep
+from chatgate.core.errors import Conflict
 from chatgate.core.time import utcnow
+from chatgate.privacy.deps import Erasing, Retention
 from chatgate.privacy.export import (
     MEDIA_TYPES,
     ExportFormat,
@@ -20,6 +22,11 @@ from chatgate.privacy.export import (
 )
 
 router = APIRouter(prefix="/v1", tags=["your data"])
+ERASURE_DESCRIPTION = (
+    "Erases every session, message, cached answer and queued task of {whom}, in every process "
+    "(answers being written are stopped first); audited with counts, never content. "
+    "Idempotent: a user with nothing is 204 too."
+)
 EXPORT_DESCRIPTION = (
     "All of the caller's conversations with every message, streamed: JSON "
     '(`{"user_id", "exported_at", "sessions": [Session + {"messages": [Message]}]}`), or a zip '
@@ -55,3 +62,27 @@ async def export_my_data(
     name = export_file_name(export_format, exported_at)
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
     return StreamingResponse(body, media_type=MEDIA_TYPES[export_format], headers=headers)
+
+
+@router.delete("/me", status_code=204, description=ERASURE_DESCRIPTION.format(whom="the caller"))
+async def erase_my_data(user: CurrentUser, erasure: Erasing) -> None:
+    await erasure.erase_user(user.id, by=user.id)
+
+
+@router.delete(
+    "/admin/users/{user_id}", status_code=204, tags=["admin"],
+    description=ERASURE_DESCRIPTION.format(whom="that user"),
+)  # fmt: skip
+async def erase_user_data(user_id: str, admin: AdminUser, erasure: Erasing) -> None:
+    await erasure.erase_user(user_id, by=admin.id)
+
+
+@router.post("/admin/retention/run", tags=["admin"])
+async def run_retention(admin: AdminUser, retention: Retention) -> dict[str, dict[str, int]]:
+    """Runs the retention job now, as its schedule would: what it erased."""
+    removed = await retention.run(by=admin.id)
+    if removed is None:
+        raise Conflict(
+            "the retention job is running in this or another process", code="retention_running"
+        )
+    return {"removed": removed}

@@ -16,7 +16,12 @@ from typing import Any, Literal
 
 import orjson
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss
+from arq.constants import (
+    abort_jobs_ss,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from arq.jobs import Job, JobStatus
 from arq.utils import timestamp_ms
 from pydantic import TypeAdapter
@@ -168,6 +173,23 @@ class TaskQueue:
             await self.redis.zadd(abort_jobs_ss, {str(answer_id): timestamp_ms()})
         except REDIS_ERRORS as exc:
             raise queue_unavailable(exc) from exc
+
+    async def forget_answers(self, answer_ids: list[uuid.UUID]) -> int:
+        """Erases these answers' jobs: a worker writing one is asked to stop, and the job, its
+        tries and its result (which repeat the request, the user's words) are deleted; how
+        many jobs and results there were. Raises when Redis cannot be reached: an erasure must
+        not pass for done."""
+        if not answer_ids:
+            return 0
+        ids = [str(answer_id) for answer_id in answer_ids]
+        async with self.redis.pipeline() as pipe:
+            pipe.zadd(abort_jobs_ss, dict.fromkeys(ids, timestamp_ms()))
+            pipe.zrem(self.queue_name, *ids)
+            pipe.delete(*(job_key_prefix + i for i in ids))
+            pipe.delete(*(result_key_prefix + i for i in ids))
+            pipe.delete(*(retry_key_prefix + i for i in ids))
+            _, _, jobs, results, _ = await pipe.execute()
+        return int(jobs) + int(results)
 
     async def depth(self) -> int:
         return int(await self.redis.zcard(self.queue_name))

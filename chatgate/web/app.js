@@ -3,6 +3,7 @@
 
 import { ApiError, KEYS, getJSON, sendJSON, storage, uuid } from "./api.js";
 import { Composer } from "./composer.js";
+import { wireErase } from "./erase.js";
 import { wireExport } from "./export.js";
 import { Sidebar } from "./sidebar.js";
 import { Timeline, el } from "./timeline.js";
@@ -529,6 +530,22 @@ const composer = new Composer({
 wireExport({
   buttons: [...document.querySelectorAll("[data-export-format]")],
   status: $("export-status"),
+  onError: handleError,
+});
+
+wireErase({
+  button: $("erase-data"),
+  status: $("erase-status"),
+  ask: (question) => sidebar.ask(question),
+  onErased: async () => {
+    // Nothing of theirs is left: the page starts again with a new, empty conversation.
+    storage.set(KEYS.session, null);
+    state.session = null;
+    state.messages = [];
+    if (!state.assistant) return;
+    await switchAssistant(state.assistant.id, { force: true });
+    await sidebar.load(state.assistant.id, { quiet: true });
+  },
   onError: handleError,
 });
 
