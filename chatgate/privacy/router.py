@@ -20,6 +20,7 @@ from chatgate.privacy.export import (
     markdown_export,
     start_export,
 )
+from chatgate.privacy.schemas import Export
 
 router = APIRouter(prefix="/v1", tags=["your data"])
 ERASURE_DESCRIPTION = (
@@ -32,15 +33,15 @@ EXPORT_DESCRIPTION = (
     '(`{"user_id", "exported_at", "sessions": [Session + {"messages": [Message]}]}`), or a zip '
     "of one Markdown file per conversation. A service key exports the end user it names in "
     "X-Chatgate-User. Audited; at most 5 exports per user every 10 minutes (429 "
-    "`export_rate_limited`)."
+    "`export_rate_limited`). Its JSON is documented below; it is written as it is read."
 )
 
 
 @router.get(
     "/me/export",
     description=EXPORT_DESCRIPTION,
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/json": {}, "application/zip": {}}}},
+    response_model=None,
+    responses={200: {"model": Export, "content": {"application/zip": {}}}},
 )
 async def export_my_data(
     user: CurrentUser,

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from chatgate.privacy.export import EXPORTS_PER_WINDOW
+from chatgate.privacy.schemas import Export
 from tests.auth.test_keys import new_key
 from tests.conftest import Caller, Gateway, assert_error, make_token, open_caller, parse_sse
 from tests.knowledge.test_answers import QUESTION, grounded_assistant
@@ -97,6 +98,7 @@ async def test_an_export_holds_all_of_the_callers_conversations_and_nobody_elses
     response = await export(alice)
     assert response.headers["content-type"] == "application/json"
     exported = response.json()
+    Export.model_validate(exported)  # the shape /docs gives
     assert exported["user_id"] == alice.user_id
     assert datetime.fromisoformat(exported["exported_at"]).tzinfo is not None
     ids = [blocking["id"], streamed["id"], stopped["id"], cited["id"], empty["id"]]
