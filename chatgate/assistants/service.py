@@ -36,8 +36,9 @@ def _from_row(row: AssistantRow) -> Assistant:
     return Assistant.model_validate({f: getattr(row, f) for f in (*FIELDS, "enabled", "version")})
 
 
-def assistant_not_found(assistant_id: str) -> NotFound:
-    return NotFound(f"assistant {assistant_id!r} does not exist", code="assistant_not_found")
+def assistant_not_found() -> NotFound:
+    # Without the id asked for: a client may have put anything there, personal data included.
+    return NotFound("no assistant has this id", code="assistant_not_found")
 
 
 class AssistantCatalog:
@@ -99,7 +100,7 @@ class AssistantCatalog:
         """An enabled assistant, or a clear 404/409."""
         assistant = (await self._current()).get(assistant_id)
         if assistant is None:
-            raise assistant_not_found(assistant_id)
+            raise assistant_not_found()
         if not assistant.enabled:
             raise Conflict(f"assistant {assistant_id!r} is disabled", code="assistant_disabled")
         return assistant
@@ -115,7 +116,7 @@ class AssistantCatalog:
         async with self._database.session() as db:
             row = await db.get(AssistantRow, assistant_id)
         if row is None:
-            raise assistant_not_found(assistant_id)
+            raise assistant_not_found()
         return row
 
     def _check_providers(self, spec: AssistantConfig) -> None:
@@ -162,7 +163,7 @@ class AssistantCatalog:
         async with self._database.session() as db:
             row = await db.get(AssistantRow, assistant_id)
             if row is None:
-                raise assistant_not_found(assistant_id)
+                raise assistant_not_found()
             before = {k: getattr(row, k) for k in values}
             merged = {**{f: getattr(row, f) for f in FIELDS}, **values}
             merged.pop("enabled", None)

@@ -4,7 +4,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import PydanticCustomError
 
 from chatgate.chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chatgate.core.text import UnicodeText
@@ -132,7 +133,23 @@ class HistoryAppend(BaseModel):
 # integer is taken as a float, infinity and NaN are refused.
 _Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
-DifyInputs = dict[UnicodeText, UnicodeText | _Int64 | _Finite | bool | None]
+
+
+def _reported_whole(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A bad value is reported for `inputs` as a whole: an error's location would otherwise name
+    the value's key, which is the client's own text, in the answer and wherever it is logged."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "invalid_inputs",
+            "inputs map names to strings, finite numbers, booleans or null",
+        ) from None
+
+
+DifyInputs = Annotated[
+    dict[UnicodeText, UnicodeText | _Int64 | _Finite | bool | None], WrapValidator(_reported_whole)
+]
 INPUTS_DESCRIPTION = (
     "values for a Dify app's input variables, sent to Dify engines only (others ignore them); "
     "a message with inputs is not answered from the cache"

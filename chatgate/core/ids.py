@@ -12,10 +12,9 @@ def new_id() -> uuid.UUID:
 
 
 def parse_id(value: str, *, what: str) -> uuid.UUID:
-    """An id from a path or query; 422 `invalid_<what>` when it is not a UUID."""
+    """An id from a path or query; 422 `invalid_<what>` when it is not a UUID. The answer does not
+    repeat the value: a client may have put anything there, personal data included."""
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise AppError(
-            f"{what} {value[:64]!r} is not a UUID", code=f"invalid_{what}", status=422
-        ) from None
+        raise AppError(f"{what} is not a UUID", code=f"invalid_{what}", status=422) from None

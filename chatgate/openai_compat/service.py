@@ -38,7 +38,10 @@ async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistan
     try:
         return await catalog.get(model)
     except NotFound:
-        raise NotFound(f"The model '{model}' does not exist", code="model_not_found") from None
+        # Unlike OpenAI's, without the name asked for: a client may have put anything there.
+        raise NotFound(
+            "no model has this name (GET /v1/models lists them)", code="model_not_found"
+        ) from None
 
 
 async def completion_request(
