@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -44,9 +45,18 @@ async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
         status = await runtime.turns.write_queued(job.answer_id, provider, job.request, job.cache)
         if status is None:
             # Deleted meanwhile, stopped before it started, or ended by an earlier try.
+            ctx["forget_result"] = True
             return {"skipped": True, "worker": os.getpid()}
         log.info("answer written", extra={"message_id": str(job.answer_id), "status": status})
     return {"status": status, "worker": os.getpid()}
+
+
+async def forget_skipped_result(ctx: dict[str, Any]) -> None:
+    """arq keeps a job's result for an hour, and the result repeats the job's request (the
+    user's words): an answer erased before or while it was written leaves none behind."""
+    runtime: Runtime = ctx["runtime"]
+    if ctx.get("forget_result") and runtime.queue is not None:
+        await runtime.queue.forget_answers([uuid.UUID(ctx["job_id"])])
 
 
 async def ingest_document(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +97,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         queue_name=settings.task_queue,
         on_startup=startup,
         on_shutdown=shutdown,
+        after_job_end=forget_skipped_result,
         allow_abort_jobs=True,
         job_timeout=longest + 30,
         keep_result=3600,

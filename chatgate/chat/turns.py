@@ -244,8 +244,8 @@ class TurnManager:
         request: CompletionRequest,
         plan: CachePlan | None,
     ) -> MessageStatus | None:
-        """A queue worker's job: writes a queued answer, unless it was deleted meanwhile or
-        already ended by an earlier try (None then)."""
+        """A queue worker's job: writes a queued answer, unless it was deleted before or while
+        it was written, or already ended by an earlier try (None then)."""
         async with self._parts.database.session() as db:
             answer = await db.get(Message, answer_id)
         if answer is None or answer.status != "streaming":
@@ -254,6 +254,8 @@ class TurnManager:
             answer.content = ""  # an earlier try died part-way; this one starts over
         end = await self._writer.write(answer=answer, provider=provider, request=request)
         await self._remember(plan, provider, request, end.message)
+        if not await self._answer_exists(answer_id):
+            return None  # erased meanwhile: the worker leaves no result of it behind either
         return end.message.status
 
     async def _remember(

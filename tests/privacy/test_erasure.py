@@ -11,11 +11,12 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from redis.asyncio import Redis
 
-from chatgate.tasks.queue import job_key_prefix
 from tests.conftest import (
     Caller,
     Double,
@@ -34,6 +35,7 @@ from tests.privacy.helpers import (
     send,
 )
 from tests.runner import run_chatgate
+from tests.tasks.test_worker import workers
 
 
 def secret_text() -> str:
@@ -199,3 +201,36 @@ async def test_an_answer_another_process_writes_is_stopped_and_writes_nothing_ba
     await asyncio.sleep(0.5)  # past the answer's flush interval: nothing comes back
     assert await rows_of(database_url, grace.user_id) == (0, 0)
     assert await messages_in(database_url, [session["id"]]) == 0
+
+
+async def test_an_answer_a_worker_writes_leaves_no_job_or_result_behind(
+    database_url: str, openai_double: Double, tmp_path: Path
+) -> None:
+    settings = remote_only_settings(
+        database_url, openai_double.url, redis_url=REDIS_URL,
+        task_queue=f"chatgate:test-erasure:{secrets.token_hex(4)}",
+    )  # fmt: skip
+    redis = Redis.from_url(REDIS_URL)
+    # The gateway first: it migrates the database the worker opens.
+    async with serve_chatgate(settings) as url, open_caller(url) as kim:
+        with workers(settings, tmp_path):
+            session = await kim.new_session("echo")
+            content = f"[[slow 100 0.05]] {secret_text()}"
+            task_id = str((await send(kim, session["id"], content, mode="async"))["task_id"])
+            prefixes = (in_progress_key_prefix, job_key_prefix, result_key_prefix)
+            keys = [prefix + task_id for prefix in prefixes]
+            for _ in range(200):
+                if await redis.exists(in_progress_key_prefix + task_id):
+                    break  # a worker writes it
+                await asyncio.sleep(0.05)
+
+            assert (await kim.http.delete("/v1/me")).status_code == 204
+
+            for _ in range(200):  # the worker is asked to stop, and ends the job
+                if not await redis.exists(*keys):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1)
+            assert not await redis.exists(*keys)
+            assert await rows_of(database_url, kim.user_id) == (0, 0)
+    await redis.aclose()
