@@ -11,15 +11,32 @@ from __future__ import annotations
 
 import json
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import Dialect, Text
 from sqlalchemy.types import TypeDecorator
 
-if TYPE_CHECKING:
-    from chatgate.vault.service import Sealing
-
 PREFIX = "cg1:"
+
+
+class Opener(Protocol):
+    def open(self, stored: str) -> str: ...
+
+
+class Sealer(Protocol):
+    def seal(self, text: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sealing:
+    """What the columns seal with while a request or job acts for a user: the vault (which
+    opens any value whose key it holds) and that user's data key (None: encryption off)."""
+
+    vault: Opener
+    cipher: Sealer | None
+
+
 sealing: ContextVar[Sealing | None] = ContextVar("sealing", default=None)
 
 

@@ -21,7 +21,7 @@ from chatgate.core.config import ConfigError
 from chatgate.core.db import Database
 from chatgate.vault.keyring import NONCE, KeyRing
 from chatgate.vault.models import DataKeyRow
-from chatgate.vault.sealed import PREFIX, sealing
+from chatgate.vault.sealed import PREFIX, Sealing, sealing
 
 log = logging.getLogger("chatgate.vault")
 KEPT = 50_000  # unwrapped data keys kept in memory (about 200 bytes each)
@@ -38,14 +38,6 @@ class UserCipher:
         nonce = os.urandom(NONCE)
         sealed = self.aead.encrypt(nonce, text.encode("utf-8"), self.ref.encode())
         return f"{PREFIX}{self.ref}:{base64.b64encode(nonce + sealed).decode()}"
-
-
-@dataclass(frozen=True, slots=True)
-class Sealing:
-    """What the columns seal with while a request or job acts for a user."""
-
-    vault: Vault
-    cipher: UserCipher | None
 
 
 class Vault:
