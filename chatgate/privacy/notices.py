@@ -3,8 +3,8 @@ that each drops what it holds of them in memory (answers it is writing for them,
 data key…).
 
 With Redis the notices are a short stream that every process reads about once a second (a
-process that missed a second catches up; the stream expires an hour after the last notice);
-without Redis there is one process (the embedded default), told directly.
+process that missed a second catches up; the stream, which names the users, expires ten minutes
+after the last notice); without Redis there is one process (the embedded default), told directly.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from chatgate.core.redis import REDIS_ERRORS
 from chatgate.core.time import utcnow
 
 STREAM_KEY = "chatgate:erasures"
-KEEP_MS = 3_600_000
+KEEP_MS = 600_000
 KEEP_NOTICES = 10_000
 POLL_SECONDS = 1.0
 log = logging.getLogger("chatgate.privacy.notices")
