@@ -47,7 +47,6 @@ from harness import (
 from history_seed import ASSISTANT, LONG, SHORT, Seeded, seed
 
 from chatgate.chat.schemas import MessageOut
-from chatgate.core.migrate import upgrade_database
 
 DEPTHS = (0.25, 0.50, 0.90)  # how far back the deep pages start, as shares of the long session
 
@@ -216,6 +215,19 @@ def build_cases(seeded: Seeded) -> list[Case]:
     return cases
 
 
+BENCH_KEYS = "bench1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
+
+
+def chatgate_cli(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "chatgate.cli", *args]
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    if check and done.returncode:
+        sys.exit(f"chatgate {' '.join(args)} failed: {done.stderr[-800:]}")
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -259,16 +271,19 @@ def main() -> None:
     db.create()
     loads: list[dict[str, Any]] = []
     try:
-        upgrade_database(db.url)
-        started = time.monotonic()
-        seeded = asyncio.run(seed(db.dsn))
-        print(f"seeded {SHORT} + {LONG} messages in {time.monotonic() - started:.1f}s", flush=True)
         env = {"CHATGATE_DATABASE_URL": db.url, "CHATGATE_AUTH_MODE": "none",
-               "CHATGATE_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "CHATGATE_LOG_LEVEL": "WARNING", "CHATGATE_ENCRYPTION_KEYS": BENCH_KEYS}  # fmt: skip
         source, label = chatgate_source(args.chatgate, OUT)
         if source is not None:
             env["PYTHONPATH"] = str(source)
         print(f"chatgate: {label}", flush=True)
+        chatgate_cli(env, "migrate")  # by the version served: its own migrations
+        started = time.monotonic()
+        seeded = asyncio.run(seed(db.dsn))
+        print(f"seeded {SHORT} + {LONG} messages in {time.monotonic() - started:.1f}s", flush=True)
+        if chatgate_cli(env, "rotate-keys", "--help", check=False).returncode == 0:
+            # A version that seals conversations at rest reads them sealed, as it stores them.
+            print(chatgate_cli(env, "rotate-keys").stdout.strip(), flush=True)
         with serve_chatgate(env=env, workers=args.workers, config=config, log_name="history") as (
             port,
             process,

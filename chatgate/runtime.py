@@ -39,7 +39,7 @@ from chatgate.privacy.notices import ErasureNotices
 from chatgate.privacy.retention import RetentionJob
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
-from chatgate.tasks.queue import TaskQueue
+from chatgate.tasks.queue import JobCodec, TaskQueue
 from chatgate.vault.keyring import load_keyring
 from chatgate.vault.service import Vault
 
@@ -110,7 +110,8 @@ async def open_runtime(
         stack.callback(watch_pool(database.engine))
         if tracing is not None:
             tracing.instrument_database(database.engine)
-        vault = Vault(database, load_keyring(settings))
+        ring = load_keyring(settings)
+        vault = Vault(database, ring)
         await vault.start()
         limiter = limiter or RateLimiter(settings.rate_limits, settings.redis_url)
         providers = ProviderRegistry(settings.providers, redis=redis)
@@ -121,7 +122,9 @@ async def open_runtime(
         await authenticator.start()
         stack.push_async_callback(authenticator.close)
         queue = (
-            await TaskQueue.connect(settings.redis_url, queue_name=settings.task_queue)
+            await TaskQueue.connect(
+                settings.redis_url, queue_name=settings.task_queue, codec=JobCodec(ring)
+            )
             if settings.redis_url
             else None
         )

@@ -23,12 +23,12 @@ from chatgate.runtime import Runtime, open_runtime
 from chatgate.tasks.queue import (
     INGEST_DOCUMENT,
     WRITE_ANSWER,
-    decode_job,
-    encode_job,
+    JobCodec,
     queue_redis,
     queued_answer,
     queued_ingestion,
 )
+from chatgate.vault.keyring import load_keyring
 
 log = logging.getLogger("chatgate.worker")
 INGEST_SECONDS = 3600
@@ -80,6 +80,7 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["stack"].aclose()
 
+    codec = JobCodec(load_keyring(settings))
     # A fallback chain may try every engine in turn, each for up to its whole time.
     longest = sum(
         p.timeouts.total + p.timeouts.first_token + p.queue_timeout for p in settings.providers
@@ -91,9 +92,9 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             func(ingest_document, name=INGEST_DOCUMENT, max_tries=2, timeout=INGEST_SECONDS),
         ],
         # chatgate's timeouts, and jobs as JSON (never pickle) both ways.
-        redis_pool=queue_redis(settings.redis_url),
-        job_serializer=encode_job,
-        job_deserializer=decode_job,
+        redis_pool=queue_redis(settings.redis_url, codec),
+        job_serializer=codec.encode,
+        job_deserializer=codec.decode,
         queue_name=settings.task_queue,
         on_startup=startup,
         on_shutdown=shutdown,

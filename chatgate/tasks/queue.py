@@ -32,6 +32,7 @@ from chatgate.core.errors import ServiceUnavailable
 from chatgate.core.redis import REDIS_ERRORS, redis_options
 from chatgate.providers.base import CompletionRequest
 from chatgate.providers.fallback import ChainSpec
+from chatgate.vault.keyring import SEALED, KeyRing
 
 WRITE_ANSWER = "write_answer"
 INGEST_DOCUMENT = "ingest_document"
@@ -41,6 +42,7 @@ QUEUE_TIMEOUT = 2.0
 # As arq's create_pool: a Redis still starting is waited for this many times, a second apart.
 CONNECT_TRIES = 5
 log = logging.getLogger("chatgate.tasks")
+JOB_CONTEXT = b"chatgate job"  # binds a sealed job to being one
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +69,26 @@ class QueuedIngestion:
 _INGESTION = TypeAdapter(QueuedIngestion)
 
 
-def encode_job(data: dict[str, Any]) -> bytes:
+@dataclass(frozen=True, slots=True)
+class JobCodec:
     """arq's job and result envelopes as JSON, never pickle: whoever can write to Redis must not
     be able to run code in a worker. A value JSON has no form for (an exception in a failed
-    job's result) is kept as its text."""
-    return orjson.dumps(data, default=repr)
+    job's result) is kept as its text. With encryption on, sealed under the deployment's newest
+    key: a job holds the conversation it answers."""
 
+    ring: KeyRing | None = None
 
-def decode_job(raw: bytes) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads(raw)
-    return data
+    def encode(self, data: dict[str, Any]) -> bytes:
+        raw = orjson.dumps(data, default=repr)
+        return raw if self.ring is None else self.ring.seal_bytes(raw, JOB_CONTEXT)
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        if raw.startswith(SEALED):
+            if self.ring is None:
+                raise ValueError("a sealed job, and no encryption keys to open it")
+            raw = self.ring.open_bytes(raw, JOB_CONTEXT)
+        data: dict[str, Any] = orjson.loads(raw)
+        return data
 
 
 def queued_answer(job: dict[str, Any]) -> QueuedAnswer:
@@ -88,13 +100,16 @@ def queued_ingestion(job: dict[str, Any]) -> QueuedIngestion:
     return _INGESTION.validate_python(job)
 
 
-def queue_redis(url: str, *, timeout: float = QUEUE_TIMEOUT) -> ArqRedis:
+def queue_redis(
+    url: str, codec: JobCodec | None = None, *, timeout: float = QUEUE_TIMEOUT
+) -> ArqRedis:
     """arq's client for `url` with chatgate's timeouts and JSON jobs; no I/O until first use.
-    The worker passes it to arq as `Worker(redis_pool=queue_redis(url))`."""
+    The worker passes it to arq as `Worker(redis_pool=queue_redis(url, codec))`."""
+    codec = codec or JobCodec()
     return ArqRedis(
         ConnectionPool.from_url(url, **redis_options(timeout)),
-        job_serializer=encode_job,
-        job_deserializer=decode_job,
+        job_serializer=codec.encode,
+        job_deserializer=codec.decode,
     )
 
 
@@ -112,8 +127,8 @@ class TaskQueue:
         self.queue_name = queue_name
 
     @classmethod
-    async def connect(cls, url: str, *, queue_name: str) -> TaskQueue:
-        redis = queue_redis(url)
+    async def connect(cls, url: str, *, queue_name: str, codec: JobCodec) -> TaskQueue:
+        redis = queue_redis(url, codec)
         for attempt in range(CONNECT_TRIES):
             try:
                 await redis.ping()

@@ -19,6 +19,7 @@ from chatgate.core.config import ConfigError, Settings
 
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 NONCE = 12
+SEALED = b"cg1:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,15 @@ class KeyRing:
         """`secret` sealed under the newest key, bound to `context`: (key id, nonce + sealed)."""
         nonce = os.urandom(NONCE)
         return self.newest, nonce + self.keys[self.newest].encrypt(nonce, secret, context)
+
+    def seal_bytes(self, data: bytes, context: bytes) -> bytes:
+        """`cg1:<key id>:` then nonce and ciphertext: what Redis holds (jobs, cached answers)."""
+        key_id, sealed = self.wrap(data, context)
+        return SEALED + key_id.encode() + b":" + sealed
+
+    def open_bytes(self, stored: bytes, context: bytes) -> bytes:
+        key_id, _, sealed = stored[len(SEALED) :].partition(b":")
+        return self.unwrap(key_id.decode(), sealed, context)
 
     def unwrap(self, key_id: str, wrapped: bytes, context: bytes) -> bytes:
         """Raises KeyError for a key id not in the ring, InvalidTag for the wrong key."""

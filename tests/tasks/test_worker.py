@@ -19,8 +19,9 @@ import yaml
 from arq.jobs import Job
 
 from chatgate.core.config import Settings
-from chatgate.tasks.queue import decode_job, queue_redis
-from tests.conftest import Double, make_token, settings_for
+from chatgate.tasks.queue import JobCodec, queue_redis
+from chatgate.vault.keyring import KeyRing
+from tests.conftest import TEST_ENCRYPTION_KEYS, Double, make_token, settings_for
 from tests.runner import run_chatgate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -163,11 +164,12 @@ async def test_several_workers_share_the_load(
         for task_id in tasks:
             done = await wait_task(http, task_id, "succeeded")
             assert done["message"]["content"] == " ".join(f"w{i}" for i in range(8)) + " "
-        # Jobs and their results are JSON (never pickle): read with chatgate's codec.
-        redis = queue_redis(REDIS_URL)
+        # Jobs and their results are JSON (never pickle), sealed: read with chatgate's codec.
+        codec = JobCodec(KeyRing.parse(TEST_ENCRYPTION_KEYS))
+        redis = queue_redis(REDIS_URL, codec)
         results = [
             await Job(
-                t, redis, _queue_name=queued_settings.task_queue, _deserializer=decode_job
+                t, redis, _queue_name=queued_settings.task_queue, _deserializer=codec.decode
             ).result(timeout=5)
             for t in tasks
         ]
