@@ -22,6 +22,8 @@ import json
 import os
 import random
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -33,7 +35,14 @@ from typing import IO
 
 import asyncpg
 import httpx
-from harness import OUT, ScratchPostgres, machine_line, process_tree_cpu_seconds, serve_chatgate
+from harness import (
+    OUT,
+    ScratchPostgres,
+    machine_line,
+    percentile,
+    process_tree_cpu_seconds,
+    serve_chatgate,
+)
 from history_seed import _text
 
 from chatgate.core.db import Database
@@ -71,6 +80,39 @@ class Run:
     peak_growth_mb: float
     server_cpu: float
     body_mb: float
+    probe_ms: list[float]
+
+
+PROBE = """
+import json, sys, threading, time, http.client
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+latencies = []
+while not done.is_set():
+    started = time.perf_counter()
+    conn.request("GET", "/health")
+    conn.getresponse().read()
+    latencies.append((time.perf_counter() - started) * 1000)
+    time.sleep(0.01)
+print(json.dumps(latencies))
+"""
+
+
+class Probe:
+    """GET /health every 10 ms over one keep-alive connection, from a process of its own, while
+    an export runs: how long the export makes another request wait for the server."""
+
+    def __init__(self, port: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", PROBE, str(port)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def stop(self) -> list[float]:
+        out, _ = self.process.communicate("", timeout=60)
+        latencies: list[float] = json.loads(out)
+        return latencies
 
 
 def user_for(size: int) -> str:
@@ -145,6 +187,8 @@ def export_once(port: int, pid: int, *, user: str, export_format: str, size: int
     before = memory_kb(pid, "VmRSS")
     cpu = process_tree_cpu_seconds(pid)
     started = time.monotonic()
+    probe = Probe(port)
+    time.sleep(0.2)  # its interpreter started
     with tempfile.TemporaryFile() as body, httpx.Client(timeout=600) as client:
         with client.stream(
             "GET", f"http://127.0.0.1:{port}/v1/me/export", params={"format": export_format},
@@ -154,13 +198,14 @@ def export_once(port: int, pid: int, *, user: str, export_format: str, size: int
             for chunk in response.iter_raw(256 * 1024):
                 body.write(chunk)
         seconds = time.monotonic() - started
+        probe_ms = probe.stop()
         peak = memory_kb(pid, "VmHWM")
         server_cpu = process_tree_cpu_seconds(pid) - cpu
         size_mb = body.tell() / 2**20
         body.seek(0)
         check(body, export_format=export_format, size=size)
     return Run(size, export_format, seconds, before / 1024, (peak - before) / 1024, server_cpu,
-               size_mb)  # fmt: skip
+               size_mb, probe_ms)  # fmt: skip
 
 
 def check(body: IO[bytes], *, export_format: str, size: int) -> None:
@@ -213,7 +258,7 @@ def main() -> None:
                         port, proc.pid, user=user_for(size), export_format=export_format, size=size
                     )
                     runs.append(run)
-                    print(run, flush=True)
+                    print(f"{size} {export_format}: {run.seconds:.2f}s", flush=True)
     finally:
         if not args.keep_db:
             db.drop()
@@ -224,12 +269,15 @@ def report(runs: list[Run], per_session: int) -> None:
     print()
     print(f"chatgate serve --workers 1 (PostgreSQL, sealed at rest), {per_session} per session")
     print(f"{'messages':>9}{'format':>10}{'seconds':>9}{'msgs/s':>9}{'RSS before MB':>15}"
-          f"{'peak growth MB':>16}{'server CPU s':>14}{'body MB':>9}")  # fmt: skip
+          f"{'peak growth MB':>16}{'server CPU s':>14}{'body MB':>9}"
+          f"{'/health p50/p99/max ms':>24}")  # fmt: skip
     for run in runs:
         print(
             f"{run.size:>9}{run.export_format:>10}{run.seconds:>9.2f}"
             f"{run.size / run.seconds:>9.0f}{run.rss_before_mb:>15.1f}"
             f"{run.peak_growth_mb:>16.1f}{run.server_cpu:>14.2f}{run.body_mb:>9.1f}"
+            f"{percentile(run.probe_ms, 50):>10.1f}/{percentile(run.probe_ms, 99):.1f}"
+            f"/{max(run.probe_ms):.1f}"
         )
     print(f"pid {os.getpid()}; server log: {OUT / 'export.log'}")
 

@@ -4,8 +4,10 @@ Markdown file per conversation. Both are written while the conversations are rea
 
 The zip is the standard library's `zipfile` writing into a sink that hands its bytes on after
 every batch: a ZipFile on a stream that cannot seek writes each member's sizes after its data
-(data descriptors), as every unzip tool reads. It runs in the event loop with no thread and no
-dependency; stream-zip's async interface hands every chunk to a thread and back.
+(data descriptors), as every unzip tool reads. stream-zip was as fast and as small
+(bench/zip_choice.py) but would be a dependency, and its async use runs the whole zip in a thread
+that fetches each input chunk back from the loop; here only deflating a batch goes to a thread
+(zlib lets go of the GIL meanwhile), so other requests are served while it compresses.
 
 Starting an export is audited (who, when, which format: no content) and limited: an export
 reads all of a user's conversations, so each user may start `EXPORTS_PER_WINDOW` of them per
@@ -14,6 +16,7 @@ restarts), besides the request limit every call counts against."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 import zipfile
@@ -162,7 +165,8 @@ async def markdown_export(database: Database, *, user: User) -> AsyncIterator[by
             member.write(conversation_head(item).encode())
         else:
             assert member is not None, "messages come after their session"
-            member.write("".join(message_markdown(message) for message in item).encode())
+            text = "".join(message_markdown(message) for message in item).encode()
+            await asyncio.to_thread(member.write, text)
         if sink.size >= FLUSH_BYTES:
             yield sink.take()
     if member is not None:
