@@ -1,4 +1,4 @@
-"""`chatgate serve`, `migrate`, `worker`, `rotate-keys` and `new-key`."""
+"""`chatgate serve`, `migrate`, `worker`, `rotate-keys`, `new-key`, `backup` and `restore`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import logging
 import os
 import sys
 import tempfile
+from pathlib import Path
 
+from chatgate.backup.archive import BackupError
 from chatgate.core.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("chatgate.cli")
@@ -121,6 +123,20 @@ async def _rotate_keys(settings: Settings, batch: int) -> None:
     print(f"{rewrapped} data keys re-wrapped under {ring.newest!r}; {sealed} rows sealed")
 
 
+def backup(args: argparse.Namespace) -> None:
+    from chatgate.backup.commands import run_backup
+
+    print(run_backup(_settings(args.config).database_url, Path(args.file)))
+
+
+def restore(args: argparse.Namespace) -> None:
+    from chatgate.backup.commands import run_restore
+
+    keys = Path(args.keys) if args.keys else None
+    url = _settings(args.config).database_url
+    print(run_restore(url, Path(args.file), keys=keys, force=args.force))
+
+
 def new_key(args: argparse.Namespace) -> None:
     from chatgate.vault.keyring import new_key_line
 
@@ -150,6 +166,22 @@ def main(argv: list[str] | None = None) -> None:
     rotate_cmd.add_argument("--config", help="YAML file of providers and assistants")
     rotate_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction")
     rotate_cmd.set_defaults(run=rotate_keys)
+    backup_cmd = commands.add_parser(
+        "backup", help="write a consistent, checksummed archive of the database while it serves"
+    )
+    backup_cmd.add_argument("file", help="the archive; the data keys go to FILE.keys beside it")
+    backup_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    backup_cmd.set_defaults(run=backup)
+    restore_cmd = commands.add_parser(
+        "restore", help="load an archive into the database (SQLite or PostgreSQL, either way)"
+    )
+    restore_cmd.add_argument("file", help="an archive written by chatgate backup")
+    restore_cmd.add_argument("--keys", help="the data keys file (default: FILE.keys)")
+    restore_cmd.add_argument(
+        "--force", action="store_true", help="replace whatever the database holds"
+    )
+    restore_cmd.add_argument("--config", help="YAML file of providers and assistants")
+    restore_cmd.set_defaults(run=restore)
     key_cmd = commands.add_parser("new-key", help="print a new key_id:base64 encryption key")
     key_cmd.add_argument("--key-id", default="k1")
     key_cmd.set_defaults(run=new_key)
@@ -159,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"chatgate: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except BackupError as exc:
+        print(f"chatgate: {exc.message} ({exc.code})", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

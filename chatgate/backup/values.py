@@ -1,0 +1,75 @@
+"""Column values as the archive holds them: what the database stores (a sealed value as its
+ciphertext, never opened), in a form both databases read back the same: bytes as base64,
+datetimes in UTC with their offset, UUIDs as text, JSON as JSON."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, LargeBinary, Uuid
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+Codec = Callable[[Any], Any]
+
+
+def stored_type(column: Column[Any]) -> TypeEngine[Any]:
+    """The type the database stores: a decorator's own type, so that what a decorator does in
+    Python (sealing, opening) is left out and a sealed value is copied as it is."""
+    kind = column.type
+    return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _to_text(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _to_uuid(value: Any) -> Any:
+    return None if value is None else uuid.UUID(value)
+
+
+def _to_base64(value: Any) -> Any:
+    return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def _from_base64(value: Any) -> Any:
+    return None if value is None else base64.b64decode(value)
+
+
+def _to_iso(value: Any) -> Any:
+    if value is None:
+        return None
+    # SQLite hands back the UTC wall time without its offset (core/db.py's UTCDateTime).
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
+
+
+def _from_iso(value: Any) -> Any:
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def encoder(kind: TypeEngine[Any]) -> Codec:
+    if isinstance(kind, LargeBinary):
+        return _to_base64
+    if isinstance(kind, DateTime):
+        return _to_iso
+    if isinstance(kind, Uuid):
+        return _to_text
+    return _same
+
+
+def decoder(kind: TypeEngine[Any]) -> Codec:
+    if isinstance(kind, LargeBinary):
+        return _from_base64
+    if isinstance(kind, DateTime):
+        return _from_iso
+    if isinstance(kind, Uuid):
+        return _to_uuid
+    return _same
