@@ -130,7 +130,7 @@ async def open_runtime(
         )
         if queue is not None:
             stack.push_async_callback(queue.close)
-        cache = AnswerCache.build(settings, redis)
+        cache = AnswerCache.build(settings, redis, ring)
         embedders = Embedders.build(settings)
         await embedders.start()
         stack.push_async_callback(embedders.close)

@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from cryptography.exceptions import InvalidTag
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
@@ -45,6 +46,7 @@ from chatgate.guards.service import OFF_LOOP_CHARS
 from chatgate.observability import metrics
 from chatgate.observability.requests import request_stats
 from chatgate.observability.tracing import cache_span
+from chatgate.vault.keyring import KeyRing
 
 log = logging.getLogger("chatgate.cache")
 
@@ -142,15 +144,21 @@ class AnswerCache:
         store: AnswerStore,
         scope: str,
         own_memory_providers: frozenset[str] = frozenset(),
+        ring: KeyRing | None = None,
     ) -> None:
         self._store = store
         self._scope = scope
+        # With encryption on, answers are stored sealed under the deployment's key, each bound
+        # to its own entry's key (a value moved to another entry does not open).
+        self._ring = ring
         # Engines that keep the conversation themselves (a Dify chat app): a first answer they
         # never saw would be missing from their memory on the next turn.
         self._own_memory = own_memory_providers
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis | None) -> AnswerCache | None:
+    def build(
+        cls, settings: Settings, redis: Redis | None, ring: KeyRing | None = None
+    ) -> AnswerCache | None:
         config: CacheSettings = settings.cache
         if not config.enabled:
             return None
@@ -166,6 +174,7 @@ class AnswerCache:
             store=store,
             scope=database_scope(settings.database_url),
             own_memory_providers=own_memory,
+            ring=ring,
         )
 
     def key(self, *, assistant_id: str, version: int, model: str, sent: str) -> str:
@@ -263,13 +272,20 @@ class AnswerCache:
     async def _get(self, key: str) -> str | None:
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
-                return await self._store.get(key)
+                stored = await self._store.get(key)
+            if stored is None or self._ring is None:
+                return stored
+            return self._ring.open_text(stored, key.encode())
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("answer cache lookup failed: %s", exc)
+            return None
+        except (InvalidTag, KeyError):  # sealed under a key this deployment no longer has
             return None
 
     async def _put(self, key: str, text: str, *, replace: bool, index: str | None) -> None:
         try:
+            if self._ring is not None:
+                text = self._ring.seal_text(text, key.encode())
             async with asyncio.timeout(STORE_TIMEOUT):
                 await self._store.put(key, text, replace=replace, index=index)
         except (RedisError, OSError, TimeoutError) as exc:

@@ -20,6 +20,7 @@ from chatgate.core.config import ConfigError, Settings
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 NONCE = 12
 SEALED = b"cg1:"
+SEALED_TEXT = "cgk1:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,17 @@ class KeyRing:
     def open_bytes(self, stored: bytes, context: bytes) -> bytes:
         key_id, _, sealed = stored[len(SEALED) :].partition(b":")
         return self.unwrap(key_id.decode(), sealed, context)
+
+    def seal_text(self, text: str, context: bytes) -> str:
+        """Text sealed as text (`cgk1:` and base64), for stores that hold strings."""
+        return SEALED_TEXT + base64.b64encode(self.seal_bytes(text.encode(), context)).decode()
+
+    def open_text(self, stored: str, context: bytes) -> str:
+        """The text of `seal_text`; a value stored in the clear (before encryption) as it is."""
+        if not stored.startswith(SEALED_TEXT):
+            return stored
+        sealed = base64.b64decode(stored[len(SEALED_TEXT) :])
+        return self.open_bytes(sealed, context).decode()
 
     def unwrap(self, key_id: str, wrapped: bytes, context: bytes) -> bytes:
         """Raises KeyError for a key id not in the ring, InvalidTag for the wrong key."""

@@ -11,8 +11,10 @@ from redis.asyncio import Redis
 
 from chatgate.cache.service import KEY_PREFIX, database_scope
 from chatgate.core.policies import CacheSettings
+from chatgate.vault.keyring import KeyRing
 from tests.cache.conftest import REDIS_URL, EngineCalls, new_assistant, qa, unique
 from tests.conftest import (
+    TEST_ENCRYPTION_KEYS,
     Caller,
     Double,
     make_token,
@@ -113,9 +115,13 @@ async def test_only_an_admins_no_cache_overwrites_a_shared_entry(
 
 
 async def entry_key(redis: Redis, database_url: str, answer: str) -> str:
-    """The Redis key of the echo assistant's entry that holds `answer` (unique to one test)."""
+    """The Redis key of the echo assistant's entry that holds `answer` (unique to one test):
+    entries are sealed under the tests' deployment key, bound to their own key."""
+    ring = KeyRing.parse(TEST_ENCRYPTION_KEYS)
     pattern = f"{KEY_PREFIX}:{database_scope(database_url)}:echo:*"
     async for key in redis.scan_iter(match=pattern, count=1000):
-        if await redis.get(key) == answer.encode():
+        stored = await redis.get(key)
+        assert stored is not None and stored.startswith(b"cgk1:")
+        if ring.open_text(stored.decode(), key) == answer:
             return str(key.decode())
     raise AssertionError(f"no entry holds {answer!r}")
