@@ -44,7 +44,7 @@ def _when(moment: datetime) -> str:
 
 def conversation_head(session: SessionOut) -> str:
     return (
-        f"# {session.title.strip() or UNTITLED}\n\n"
+        f"# {' '.join(session.title.split()) or UNTITLED}\n\n"  # a title may hold line breaks
         f"- Assistant: {session.assistant_id}\n"
         f"- Conversation id: {session.id}\n"
         f"- Started: {_when(session.created_at)}\n"

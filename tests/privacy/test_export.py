@@ -144,7 +144,7 @@ async def test_an_answer_still_being_written_is_exported_as_it_stands(alice: Cal
 async def test_the_markdown_export_is_a_zip_of_one_file_per_conversation(alice: Caller) -> None:
     first = await alice.new_session("echo", title="Refund ../../etc/passwd: why?*")
     await send(alice, first["id"], "I want a refund for order 1234")
-    second = await alice.new_session("support", title="Refund ../../etc/passwd: why?*")
+    second = await alice.new_session("support", title="Second\nline\ttwo")
     await send(alice, second["id"], "Second **conversation** here")
     untitled = await alice.new_session("echo")
 
@@ -164,7 +164,9 @@ async def test_the_markdown_export_is_a_zip_of_one_file_per_conversation(alice: 
     assert "- Assistant: echo" in texts[0] and f"- Conversation id: {first['id']}" in texts[0]
     assert "## User · " in texts[0] and "I want a refund for order 1234" in texts[0]
     assert "## Assistant · " in texts[0] and "echo: I want a refund for order 1234" in texts[0]
-    assert "Second **conversation** here" in texts[1] and "- Assistant: support" in texts[1]
+    assert names[1].endswith(" Second line two.md")
+    assert texts[1].startswith("# Second line two\n\n- Assistant: support\n")
+    assert "Second **conversation** here" in texts[1]
     assert texts[2].startswith("# Untitled conversation\n") and "## User" not in texts[2]
     assert untitled["id"] in texts[2]
 
