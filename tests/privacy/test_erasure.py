@@ -17,6 +17,7 @@ import pytest
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from redis.asyncio import Redis
 
+from chatgate.cache.store import AnswerStore, MemoryAnswerStore, RedisAnswerStore
 from tests.conftest import (
     Caller,
     Double,
@@ -81,7 +82,7 @@ async def test_erasing_me_removes_my_conversations_and_cached_answers(
     (event,) = events.json()["data"]
     assert event["target_id"] == alice.user_id
     assert event["details"]["removed"] == {
-        "sessions": 2, "messages": 6, "tasks": 0, "cached_answers": 2,
+        "sessions": 2, "messages": 6, "tasks": 0, "cached_answers": 2, "data_keys": 1,
     }  # fmt: skip
     assert secret not in json.dumps(event) and question not in json.dumps(event)
 
@@ -166,7 +167,9 @@ async def test_nothing_of_the_user_stays_in_redis(redis_gateway: Gateway) -> Non
                 "/v1/admin/audit", params={"action": "user.erased", "user_id": erin.user_id}
             )
         removed = events.json()["data"][0]["details"]["removed"]
-        assert removed == {"sessions": 2, "messages": 6, "tasks": 1, "cached_answers": 2}
+        assert removed == {
+            "sessions": 2, "messages": 6, "tasks": 1, "cached_answers": 2, "data_keys": 1,
+        }  # fmt: skip
 
 
 @pytest.fixture
@@ -233,4 +236,27 @@ async def test_an_answer_a_worker_writes_leaves_no_job_or_result_behind(
             await asyncio.sleep(1)
             assert not await redis.exists(*keys)
             assert await rows_of(database_url, kim.user_id) == (0, 0)
+    await redis.aclose()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_the_owner_index_drops_that_owners_entries_only(backend: str) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    store: AnswerStore = (
+        MemoryAnswerStore(ttl_seconds=60, max_entries=10)
+        if backend == "memory"
+        else RedisAnswerStore(redis, ttl_seconds=60)
+    )
+    key = f"chatgate:test-erasure:{secrets.token_hex(4)}"
+    await store.put(f"{key}:a", "for alice", index=f"{key}:owner:alice")
+    await store.put(f"{key}:b", "for bob", index=f"{key}:owner:bob")
+    await store.put(f"{key}:a", "not stored: the entry is there", index=f"{key}:owner:carol")
+
+    assert await store.drop_indexed(f"{key}:owner:alice") == 1
+
+    assert await store.get(f"{key}:a") is None
+    assert await store.get(f"{key}:b") == "for bob"
+    assert await store.drop_indexed(f"{key}:owner:alice") == 0
+    assert await store.drop_indexed(f"{key}:owner:carol") == 0  # listed, already gone
+    assert await store.drop_indexed(f"{key}:owner:bob") == 1
     await redis.aclose()
