@@ -12,14 +12,15 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import orjson
 
 FORMAT = "chatgate-backup"
 VERSION = 1
 COMPRESSION_LEVEL = 6
-Part = str  # "data" or "keys": the data keys travel in a file of their own (docs/backup.md)
+# The data keys travel in a file of their own (docs/backup.md, "The data keys, kept apart").
+Part = Literal["data", "keys"]
 
 
 class BackupError(Exception):
@@ -60,7 +61,11 @@ class ArchiveWriter:
     def __init__(self, path: Path, header: Header) -> None:
         self.path = path
         self._partial = path.with_name(path.name + ".partial")
-        self._raw: BinaryIO = open(self._partial, "wb")  # noqa: SIM115  (closed in finish/abort)
+        try:
+            self._raw: BinaryIO = open(self._partial, "wb")  # noqa: SIM115  (finish/abort close)
+        except OSError as exc:
+            why = f"cannot write {path}: {exc.strerror}"
+            raise BackupError("archive_unwritable", why) from None
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=COMPRESSION_LEVEL)
         self._digest = hashlib.sha256()
         self._trailer = Trailer()
@@ -115,54 +120,79 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 def verify(path: Path, part: Part) -> tuple[Header, Trailer]:
     """Reads the whole archive once: its header, its trailer, and the checksum of everything
-    in between; raises BackupError unless all of it is whole and of a format this code reads."""
+    in between; raises BackupError unless all of it is whole and of a format this code reads.
+    A damaged line is judged after the checksum, which names the damage best."""
     digest = hashlib.sha256()
     header: Header | None = None
     trailer: Trailer | None = None
     counted: dict[str, int] = {}
-    table = ""
+    damage: BackupError | None = None
     for line in _lines(path):
         if trailer is not None:
-            raise _corrupt(path, "content after the trailer")
-        if line.startswith(b'{"end"'):
-            end = _parse(path, line)["end"]
-            trailer = Trailer(rows=end["rows"], sha256=end["sha256"])
-            continue
-        digest.update(line)
-        if header is None:
-            header = _header(path, _parse(path, line), part)
-        elif line.startswith(b"{"):
-            table = _parse(path, line)["table"]
-            counted[table] = 0
-        elif table:
-            counted[table] += 1
+            damage = damage or _corrupt(path, "content after the trailer")
+        elif line.startswith(b'{"end"'):
+            trailer = _trailer(path, line)
         else:
-            raise _corrupt(path, "a row before any table")
+            digest.update(line)
+            if header is None:
+                header = _header(path, _parse(path, line), part)  # a stranger is told at once
+            elif damage is None:
+                damage = _count(path, line, counted)
     if header is None or trailer is None:
         raise _corrupt(path, "it ends before its trailer (truncated)")
     if trailer.sha256 != digest.hexdigest():
         raise BackupError("archive_checksum", f"{path} does not match its sha256: it was altered")
+    if damage is not None:
+        raise damage
     if trailer.rows != counted:
         raise _corrupt(path, "its row counts differ from its trailer")
     return header, trailer
 
 
-def read_lines(path: Path) -> Iterator[TableStart | list[Any]]:
-    """The tables and rows of an archive `verify` has accepted, in order."""
-    lines = _lines(path)
-    next(lines)  # the header
-    for line in lines:
+def _count(path: Path, line: bytes, counted: dict[str, int]) -> BackupError | None:
+    """Counts a row to the table last named, or names a table; the damage, if the line is not
+    one or the other."""
+    if not line.startswith(b"{"):
+        if not counted:
+            return _corrupt(path, "a row before any table")
+        counted[next(reversed(counted))] += 1
+        return None
+    try:
+        counted[str(_parse(path, line)["table"])] = 0
+    except (KeyError, TypeError):
+        return _corrupt(path, "a line is neither a table nor a row")
+    except BackupError as exc:
+        return exc
+    return None
+
+
+def _trailer(path: Path, line: bytes) -> Trailer:
+    try:
+        end = _parse(path, line)["end"]
+        return Trailer(rows=dict(end["rows"]), sha256=str(end["sha256"]))
+    except (KeyError, TypeError, ValueError):
+        raise _corrupt(path, "its trailer is damaged") from None
+
+
+def read_lines(path: Path, trailer: Trailer) -> Iterator[TableStart | list[Any]]:
+    """The tables and rows of an archive `verify` has accepted, in order; checked against the
+    checksum again as they are read, so that a file changed since cannot be committed."""
+    digest = hashlib.sha256()
+    for line in _lines(path):
         if line.startswith(b'{"end"'):
-            return
+            break
+        digest.update(line)
         parsed = orjson.loads(line)
-        if isinstance(parsed, dict):
-            yield TableStart(name=parsed["table"], columns=parsed["columns"])
-        else:
+        if isinstance(parsed, list):
             yield parsed
+        elif "table" in parsed:
+            yield TableStart(name=parsed["table"], columns=parsed["columns"])
+    if digest.hexdigest() != trailer.sha256:
+        raise BackupError("archive_checksum", f"{path} changed while it was being restored")
 
 
-def _header(path: Path, fields: dict[str, Any], part: Part) -> Header:
-    if fields.get("format") != FORMAT:
+def _header(path: Path, fields: Any, part: Part) -> Header:
+    if not isinstance(fields, dict) or fields.get("format") != FORMAT:
         raise BackupError("archive_format", f"{path} is not a chatgate archive")
     if fields.get("version") != VERSION:
         raise BackupError(
@@ -170,7 +200,10 @@ def _header(path: Path, fields: dict[str, Any], part: Part) -> Header:
             f"{path} is archive format version {fields.get('version')}; this chatgate reads "
             f"version {VERSION}",
         )
-    header = Header(**fields)
+    try:
+        header = Header(**fields)
+    except TypeError:
+        raise _corrupt(path, "its header is damaged") from None
     if header.part != part:
         raise BackupError("archive_part", f"{path} holds the {header.part} part, not the {part}")
     return header

@@ -27,7 +27,7 @@ def run_backup(database_url: str, path: Path) -> str:
 
 def run_restore(database_url: str, path: Path, *, keys: Path | None, force: bool) -> str:
     keys = keys or key_file(path)
-    check_archives(path, keys, head=head_revision(database_url))  # before touching anything
+    archives = check_archives(path, keys, head=head_revision(database_url))  # touches nothing
     upgrade_database(database_url)
-    rows = asyncio.run(restore(database_url, [path, keys], force=force))
+    rows = asyncio.run(restore(database_url, archives, force=force))
     return f"{sum(rows.values())} rows of {len(rows)} tables restored from {path}"

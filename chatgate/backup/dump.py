@@ -23,7 +23,8 @@ def key_file(path: Path) -> Path:
 
 
 async def back_up(database_url: str, path: Path, *, head: str) -> dict[str, int]:
-    """The archive at `path` (and the data keys, if any, at `<path>.keys`); rows per table."""
+    """The archive at `path` and the data keys at `<path>.keys`, from one snapshot; rows per
+    table. The keys are written first: the archive itself appears last, once all is whole."""
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -41,8 +42,8 @@ async def back_up(database_url: str, path: Path, *, head: str) -> dict[str, int]
                 created_at=datetime.now(UTC).isoformat(),
                 part="data",
             )
-            rows = await _write(snapshot, path, header, keys=False)
             keys = await _write(snapshot, key_file(path), _keys_header(header), keys=True)
+            rows = await _write(snapshot, path, header, keys=False)
             await snapshot.rollback()
     finally:
         await engine.dispose()

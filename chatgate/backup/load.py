@@ -5,13 +5,14 @@ emptying the tables in that same transaction), so a failure leaves the database 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatgate.backup.archive import BackupError, Header, TableStart, read_lines, verify
+from chatgate.backup.archive import BackupError, TableStart, Trailer, read_lines, verify
 from chatgate.backup.tables import as_stored, ordered_tables
 from chatgate.backup.values import Codec, decoder, stored_type
 from chatgate.core.db import create_engine
@@ -19,16 +20,24 @@ from chatgate.core.db import create_engine
 BATCH = 1000
 
 
-def check_archives(data: Path, keys: Path, *, head: str) -> Header:
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """An archive file `verify` accepted, with the trailer its content must match again."""
+
+    path: Path
+    trailer: Trailer
+
+
+def check_archives(data: Path, keys: Path, *, head: str) -> list[Verified]:
     """Both parts whole, of this code's schema revision; nothing is touched before this."""
+    header, trailer = verify(data, "data")
     if not keys.exists():
         raise BackupError(
             "keys_missing",
             f"no data keys file at {keys}: `chatgate backup` writes it beside the archive; "
             "give its place with --keys",
         )
-    header, _ = verify(data, "data")
-    keys_header, _ = verify(keys, "keys")
+    keys_header, keys_trailer = verify(keys, "keys")
     for part in (header, keys_header):
         if part.schema_revision != head:
             raise BackupError(
@@ -37,10 +46,10 @@ def check_archives(data: Path, keys: Path, *, head: str) -> Header:
                 f"is {head}: restore with the chatgate version that wrote it, then upgrade "
                 "(an archive from a newer chatgate needs that version)",
             )
-    return header
+    return [Verified(data, trailer), Verified(keys, keys_trailer)]
 
 
-async def restore(database_url: str, archives: list[Path], *, force: bool) -> dict[str, int]:
+async def restore(database_url: str, archives: list[Verified], *, force: bool) -> dict[str, int]:
     """Loads verified archives into a database already migrated to head; rows per table."""
     tables = {t.name: t for t in ordered_tables()}
     engine = create_engine(database_url, pool_size=1)
@@ -50,8 +59,8 @@ async def restore(database_url: str, archives: list[Path], *, force: bool) -> di
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, from the start
             await _make_room(conn, list(tables.values()), force=force)
             loaded: dict[str, int] = {}
-            for path in archives:
-                loaded |= await _load(conn, path, tables)
+            for archive in archives:
+                loaded |= await _load(conn, archive, tables)
             await _advance_sequences(conn, list(tables.values()))
             await conn.commit()
     finally:
@@ -82,9 +91,11 @@ async def _has_rows(conn: AsyncConnection, table: Table) -> bool:
     return (await conn.execute(select(text("1")).select_from(table).limit(1))).first() is not None
 
 
-async def _load(conn: AsyncConnection, path: Path, tables: dict[str, Table]) -> dict[str, int]:
+async def _load(
+    conn: AsyncConnection, archive: Verified, tables: dict[str, Table]
+) -> dict[str, int]:
     loaded: dict[str, int] = {}
-    for start, rows in _batches(path):
+    for start, rows in _batches(archive):
         target = _target(start, tables)
         decoders = [decoder(stored_type(c)) for c in target.columns]
         values = [
@@ -103,11 +114,11 @@ def _decoded(names: list[str], decoders: list[Codec], row: list[Any]) -> dict[st
     return {name: decode(value) for name, decode, value in zip(names, decoders, row, strict=True)}
 
 
-def _batches(path: Path) -> Iterator[tuple[TableStart, list[list[Any]]]]:
+def _batches(archive: Verified) -> Iterator[tuple[TableStart, list[list[Any]]]]:
     """Each table's rows, `BATCH` at a time (tables without rows yield nothing)."""
     start: TableStart | None = None
     rows: list[list[Any]] = []
-    for item in read_lines(path):
+    for item in read_lines(archive.path, archive.trailer):
         if isinstance(item, TableStart):
             if start is not None and rows:
                 yield start, rows

@@ -56,6 +56,14 @@ def _content_altered(source: Source, folder: Path) -> Path:
     return archive
 
 
+def _structure_altered(source: Source, folder: Path) -> Path:
+    """A table's line that no longer names a table: still the checksum that tells."""
+    archive = _copy_with_keys(source, folder, "restructured.bak")
+    content = gzip.decompress(archive.read_bytes()).replace(b'{"table"', b'{"tabme"', 1)
+    archive.write_bytes(gzip.compress(content))
+    return archive
+
+
 async def test_a_damaged_archive_is_refused_and_sqlite_is_left_untouched(
     source: Source, tmp_path: Path
 ) -> None:
@@ -65,6 +73,7 @@ async def test_a_damaged_archive_is_refused_and_sqlite_is_left_untouched(
         (_truncated(source, tmp_path), "archive_corrupt"),
         (_byte_flipped(source, tmp_path), "archive_"),
         (_content_altered(source, tmp_path), "archive_checksum"),
+        (_structure_altered(source, tmp_path), "archive_checksum"),
     ):
         result = await run_chatgate_command(url, tmp_path, "restore", str(damaged))
         assert result.returncode == 1, result.stderr
@@ -98,6 +107,15 @@ async def test_an_altered_keys_file_or_none_is_refused(source: Source, tmp_path:
     result = await run_chatgate_command(url, tmp_path, "restore", str(archive))
     assert result.returncode == 1 and "(keys_missing)" in result.stderr, result.stderr
     assert "--keys" in result.stderr
+
+
+async def test_an_archive_that_cannot_be_written_is_a_clear_error(
+    source: Source, tmp_path: Path
+) -> None:
+    result = await run_chatgate_command(
+        source.database_url, tmp_path, "backup", str(tmp_path / "nowhere" / "x.bak")
+    )
+    assert result.returncode == 1 and "(archive_unwritable)" in result.stderr, result.stderr
 
 
 async def test_a_database_holding_data_is_refused_without_force(
