@@ -169,6 +169,12 @@ async def open_runtime(
         await notices.start()
         stack.push_async_callback(notices.close)
         erasure = Erasure(database=database, turns=turns, notices=notices, cache=cache, queue=queue)
+
+        async def destroy_data_key(user_id: str) -> dict[str, int]:
+            # Last: whatever of theirs is left anywhere, backups included, no longer opens.
+            return {"data_keys": int(await vault.destroy(user_id))}
+
+        erasure.add_step("data_key", destroy_data_key)
         retention = RetentionJob(
             settings=settings, database=database, redis=redis, catalog=catalog, queue=queue
         )

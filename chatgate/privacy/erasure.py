@@ -13,6 +13,8 @@ nothing, or again after a failure part-way, is the same request.
                    of their recent answers first (a job, its tries and its result repeat the
                    user's words in Redis)
   cached_answers   the answer-cache entries the user's turns stored (the cache's owner index)
+  data_key         the user's data key (added by the runtime): crypto-shredding, so what is
+                   left of theirs in a backup taken before no longer opens
 
 Erasing is not closing an account: the audit trail keeps its events (they hold no content), the
 user's API keys stay (an admin revokes them), and the user may start new conversations after.

@@ -174,13 +174,13 @@ async def test_nothing_of_the_user_stays_in_redis(redis_gateway: Gateway) -> Non
 
 @pytest.fixture
 async def two_processes(database_url: str, openai_double: Double) -> AsyncIterator[tuple[str, str]]:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several chatgate processes share PostgreSQL, not the embedded SQLite")
     settings = remote_only_settings(database_url, openai_double.url, redis_url=REDIS_URL)
     async with serve_chatgate(settings) as first, serve_chatgate(settings) as second:
         yield first, second
 
 
+# Several chatgate processes share PostgreSQL, not the embedded SQLite (one process).
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_an_answer_another_process_writes_is_stopped_and_writes_nothing_back(
     two_processes: tuple[str, str], database_url: str
 ) -> None:

@@ -165,8 +165,6 @@ async def two_processes(
 ) -> AsyncIterator[tuple[str, str]]:
     """Two chatgate processes on one PostgreSQL: with Redis (its lock) or without (PostgreSQL's
     advisory lock); a conversation per transaction, so a run lasts."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several chatgate processes share PostgreSQL, not the embedded SQLite")
     redis_url = REDIS_URL if request.param == "redis" else None
     settings = retention_settings(
         database_url, openai_double.url, redis_url=redis_url, retention_batch=1
@@ -175,6 +173,8 @@ async def two_processes(
         yield first, second
 
 
+# Several chatgate processes share PostgreSQL, not the embedded SQLite (one process).
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_two_processes_erase_each_conversation_once(
     two_processes: tuple[str, str], database_url: str
 ) -> None:
