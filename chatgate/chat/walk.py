@@ -1,5 +1,6 @@
 """All of one user's conversations, read in keyset-paged batches (for the export): every session
-in creation order, each followed by its messages in order, in batches, so that a user with
+in the order of its id (the order they were started, for the ids chatgate makes; a client-made
+id sorts by its value), each followed by its messages in order, in batches, so that a user with
 100,000 messages is read in constant memory.
 
 Sessions are paged on their id, not on `updated_at` as the session list is: an id never changes,

@@ -34,7 +34,7 @@ from chatgate.auth.service import User
 from chatgate.chat.schemas import SessionOut
 from chatgate.chat.walk import walk_conversations
 from chatgate.core.db import Database
-from chatgate.privacy.markdown import conversation_file_name, conversation_head, message_markdown
+from chatgate.privacy.markdown import FileNames, conversation_head, message_markdown
 from chatgate.ratelimit.service import RateLimited
 
 ExportFormat = Literal["json", "markdown"]
@@ -151,17 +151,16 @@ class _Sink:
 
 
 async def markdown_export(database: Database, *, user: User) -> AsyncIterator[bytes]:
-    """A zip of one Markdown file per conversation, in the order they were started."""
+    """A zip of one Markdown file per conversation."""
     sink = _Sink()
     archive = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED)
     member = None
-    number = 0
+    names = FileNames()
     async for item in walk_conversations(database, user=user):
         if isinstance(item, SessionOut):
             if member is not None:
                 member.close()
-            number += 1
-            member = archive.open(_member_info(number, item), "w")
+            member = archive.open(_member_info(names.for_session(item), item), "w")
             member.write(conversation_head(item).encode())
         else:
             assert member is not None, "messages come after their session"
@@ -175,10 +174,10 @@ async def markdown_export(database: Database, *, user: User) -> AsyncIterator[by
     yield sink.take()
 
 
-def _member_info(number: int, session: SessionOut) -> zipfile.ZipInfo:
+def _member_info(name: str, session: SessionOut) -> zipfile.ZipInfo:
     stamp = session.updated_at
     info = zipfile.ZipInfo(
-        conversation_file_name(number, session),
+        name,
         date_time=(stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second),
     )
     info.compress_type = zipfile.ZIP_DEFLATED

@@ -23,10 +23,22 @@ STATUS_NOTES = {
 }
 
 
-def conversation_file_name(number: int, session: SessionOut) -> str:
-    """`00001 2026-12-01 Title.md`: the number makes each name unique and keeps the order in
-    which the conversations were started; the title is cut down to what every system takes."""
-    return f"{number:05d} {session.created_at:%Y-%m-%d} {_safe_title(session.title)}.md"
+class FileNames:
+    """`2026-12-01 Title.md`, the title cut down to what every system takes; a name already
+    given in this archive, in any letter case (Windows and macOS do not tell case apart), gets
+    ` (2)`, ` (3)`... Sorted by name, the files are in the order of the days they started."""
+
+    def __init__(self) -> None:
+        self._given: set[str] = set()
+
+    def for_session(self, session: SessionOut) -> str:
+        stem = f"{session.created_at:%Y-%m-%d} {_safe_title(session.title)}"
+        name, copies = f"{stem}.md", 1
+        while name.casefold() in self._given:
+            copies += 1
+            name = f"{stem} ({copies}).md"
+        self._given.add(name.casefold())
+        return name
 
 
 def _safe_title(title: str) -> str:

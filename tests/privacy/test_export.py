@@ -147,6 +147,8 @@ async def test_the_markdown_export_is_a_zip_of_one_file_per_conversation(alice: 
     second = await alice.new_session("support", title="Second\nline\ttwo")
     await send(alice, second["id"], "Second **conversation** here")
     untitled = await alice.new_session("echo")
+    # The same name but for the letter case: one file system in two would take it for the first.
+    again = await alice.new_session("echo", title="REFUND ../../etc/passwd: why?*")
 
     response = await export(alice, "markdown")
     assert response.headers["content-type"] == "application/zip"
@@ -154,12 +156,16 @@ async def test_the_markdown_export_is_a_zip_of_one_file_per_conversation(alice: 
         assert archive.testzip() is None
         names = archive.namelist()
         texts = [archive.read(name).decode() for name in names]
-    assert len(names) == 3 and len(set(names)) == 3
+    assert len(names) == 4 and len(set(names)) == 4
     for name in names:
         assert name.endswith(".md") and "/" not in name and "\\" not in name
         assert not set(name) & set('<>:"|?*') and ".." not in name
-    assert names[0].startswith("00001 ") and "Refund etc passwd why" in names[0]
-    assert names[2].endswith(" Untitled.md")
+    days = [s["created_at"][:10] for s in (first, second, untitled, again)]
+    assert names == [
+        f"{days[0]} Refund etc passwd why.md", f"{days[1]} Second line two.md",
+        f"{days[2]} Untitled.md",
+        f"{days[3]} REFUND etc passwd why{' (2)' if days[3] == days[0] else ''}.md",
+    ]  # fmt: skip
     assert texts[0].startswith("# Refund ../../etc/passwd: why?*\n")
     assert "- Assistant: echo" in texts[0] and f"- Conversation id: {first['id']}" in texts[0]
     assert "## User · " in texts[0] and "I want a refund for order 1234" in texts[0]
