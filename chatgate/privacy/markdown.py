@@ -17,9 +17,9 @@ UNTITLED = "Untitled conversation"
 # nothing an unzip tool could read as a path.
 _NOT_IN_NAMES = re.compile(r'[<>:"/\\|?*]|\.\.+')
 STATUS_NOTES = {
-    "interrupted": "stopped before it was finished; the text so far is kept",
-    "failed": "failed; the text so far is kept",
-    "streaming": "still being written when this copy was made",
+    "interrupted": "Interrupted: stopped before it was finished; the text so far is kept",
+    "failed": "Failed: the text so far is kept",
+    "streaming": "Still being written when this copy was made",
 }
 
 
@@ -72,7 +72,9 @@ def message_markdown(message: MessageJSON) -> str:
     parts = [f"\n---\n\n## {heading}\n\n"]
     note = STATUS_NOTES.get(message["status"])
     if note:
-        parts.append(f"_({message['status']}: {note})_\n\n")
+        error = message.get("error") or {}
+        reason = f" ({error['message']})" if error.get("message") else ""
+        parts.append(f"_{note}{reason}._\n\n")
     parts.append(f"{message['content']}\n" if message["content"] else "_(no text)_\n")
     if message.get("citations"):
         parts.append("\nSources:\n\n")
@@ -84,5 +86,6 @@ def _citation(citation: dict[str, Any]) -> str:
     where = citation["document_name"]
     if citation.get("page") is not None:
         where += f", page {citation['page']}"
-    passage = "\n".join(f"   > {line}".rstrip() for line in citation["text"].splitlines())
-    return f"{citation['index']}. {where} (score {citation['score']:.2f})\n{passage}\n"
+    passage = "\n".join(f"  > {line}".rstrip() for line in citation["text"].splitlines())
+    # [n] as the answer cites it: a numbered list would renumber from its first item.
+    return f"- [{citation['index']}] {where} (score {citation['score']:.2f})\n{passage}\n"

@@ -187,9 +187,9 @@ async def test_markdown_shows_citations_and_how_an_answer_ended(
     await interrupted_answer(alice, stopped["id"])
     with zipfile.ZipFile(io.BytesIO((await export(alice, "markdown")).content)) as archive:
         cited_text, stopped_text = (archive.read(name).decode() for name in archive.namelist())
-    assert "Sources:\n\n1. warranty.md (score " in cited_text
-    assert "   > The Zephyr 9 kettle carries a warranty of three years" in cited_text
-    assert "_(interrupted: stopped before it was finished; the text so far is kept)_" in (
+    assert "Sources:\n\n- [1] warranty.md (score " in cited_text
+    assert "  > The Zephyr 9 kettle carries a warranty of three years" in cited_text
+    assert "_Interrupted: stopped before it was finished; the text so far is kept (" in (
         stopped_text
     )
 
