@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Table, select, text, type_coerce
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatgate.backup.archive import ArchiveWriter, BackupError, Header
 from chatgate.backup.tables import KEY_TABLES, ordered_tables
-from chatgate.backup.values import encoder, stored_type
+from chatgate.backup.values import encoder, stored_type, stored_value
 from chatgate.core.db import create_engine
 
 BATCH = 2000
@@ -85,7 +85,7 @@ async def _write_table(conn: AsyncConnection, writer: ArchiveWriter, table: Tabl
     columns = list(table.columns)
     encoders = [encoder(stored_type(c)) for c in columns]
     writer.start_table(str(table.name), [str(c.name) for c in columns])
-    query = select(*(type_coerce(c, stored_type(c)).label(c.name) for c in columns))
+    query = select(*(stored_value(c) for c in columns))
     result = await conn.stream(query.execution_options(yield_per=BATCH))
     async for batch in result.partitions():
         writer.write_rows(

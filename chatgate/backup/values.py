@@ -1,6 +1,7 @@
 """Column values as the archive holds them: what the database stores (a sealed value as its
 ciphertext, never opened), in a form both databases read back the same: bytes as base64,
-datetimes in UTC with their offset, UUIDs as text, JSON as JSON."""
+datetimes in UTC with their offset, UUIDs as text, JSON as its stored text (so that SQL NULL
+and JSON `null`, both None in Python, stay apart)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, Uuid
+import orjson
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    DateTime,
+    LargeBinary,
+    Text,
+    Uuid,
+    cast,
+    null,
+    type_coerce,
+)
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 Codec = Callable[[Any], Any]
@@ -21,6 +34,15 @@ def stored_type(column: Column[Any]) -> TypeEngine[Any]:
     Python (sealing, opening) is left out and a sealed value is copied as it is."""
     kind = column.type
     return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+
+
+def stored_value(column: Column[Any]) -> ColumnElement[Any]:
+    """A column as the archive reads it: JSON as its text (a cast in SQL: asyncpg decodes a
+    json column whatever the type asked for), the rest as stored."""
+    kind = stored_type(column)
+    if isinstance(kind, JSON):
+        return cast(column, Text).label(column.name)
+    return type_coerce(column, kind).label(column.name)
 
 
 def _same(value: Any) -> Any:
@@ -51,6 +73,13 @@ def _to_iso(value: Any) -> Any:
     return aware.astimezone(UTC).isoformat()
 
 
+def _from_json_text(value: Any) -> Any:
+    if value is None:
+        return null()  # SQL NULL (the JSON type would write None as JSON null)
+    parsed = orjson.loads(value)
+    return JSON.NULL if parsed is None else parsed
+
+
 def _from_iso(value: Any) -> Any:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
@@ -66,6 +95,8 @@ def encoder(kind: TypeEngine[Any]) -> Codec:
 
 
 def decoder(kind: TypeEngine[Any]) -> Codec:
+    if isinstance(kind, JSON):
+        return _from_json_text
     if isinstance(kind, LargeBinary):
         return _from_base64
     if isinstance(kind, DateTime):
