@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import os
 import shutil
 import sqlite3
 from pathlib import Path
+
+import orjson
 
 from tests.backup.conftest import Source
 from tests.backup.helpers import (
@@ -62,6 +65,31 @@ def _structure_altered(source: Source, folder: Path) -> Path:
     content = gzip.decompress(archive.read_bytes()).replace(b'{"table"', b'{"tabme"', 1)
     archive.write_bytes(gzip.compress(content))
     return archive
+
+
+def _of_revision(source: Source, folder: Path, revision: str) -> Path:
+    """A whole archive, checksum and all, that claims another schema revision."""
+    archive = _copy_with_keys(source, folder, f"revision-{revision}.bak")
+    lines = gzip.decompress(archive.read_bytes()).splitlines(keepends=True)
+    header = orjson.loads(lines[0]) | {"schema_revision": revision}
+    body = [orjson.dumps(header) + b"\n", *lines[1:-1]]
+    trailer = orjson.loads(lines[-1])
+    trailer["end"]["sha256"] = hashlib.sha256(b"".join(body)).hexdigest()
+    archive.write_bytes(gzip.compress(b"".join([*body, orjson.dumps(trailer) + b"\n"])))
+    return archive
+
+
+async def test_an_archive_of_another_schema_revision_is_refused(
+    source: Source, tmp_path: Path
+) -> None:
+    target = tmp_path / "target.db"
+    url = f"sqlite+aiosqlite:///{target}"
+    for revision in ("9999", "0001"):
+        archive = _of_revision(source, tmp_path, revision)
+        result = await run_chatgate_command(url, tmp_path, "restore", str(archive))
+        assert result.returncode == 1 and "(schema_mismatch)" in result.stderr, result.stderr
+        assert revision in result.stderr
+        assert not target.exists() or not _sqlite_tables(target)
 
 
 async def test_a_damaged_archive_is_refused_and_sqlite_is_left_untouched(
