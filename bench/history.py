@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import (
+    CHATGATE,
     OUT,
     CpuMeter,
     ScratchPostgres,
@@ -221,7 +222,8 @@ BENCH_KEYS = "bench1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
 def chatgate_cli(
     env: dict[str, str], *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "chatgate.cli", *args]
+    # The console script: `python -m` would put the working directory's chatgate first.
+    command = [str(CHATGATE), *args]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
     if check and done.returncode:
         sys.exit(f"chatgate {' '.join(args)} failed: {done.stderr[-800:]}")
@@ -245,6 +247,9 @@ def main() -> None:
     parser.add_argument("--skip-load", action="store_true", help="skip the hey runs")
     parser.add_argument("--database", default="chatgate_bench")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--plain", action="store_true", help="encryption at rest off (to see what it costs)"
+    )
     parser.add_argument(
         "--chatgate",
         metavar="REF_OR_DIR",
@@ -281,7 +286,9 @@ def main() -> None:
         started = time.monotonic()
         seeded = asyncio.run(seed(db.dsn))
         print(f"seeded {SHORT} + {LONG} messages in {time.monotonic() - started:.1f}s", flush=True)
-        if chatgate_cli(env, "rotate-keys", "--help", check=False).returncode == 0:
+        if args.plain:
+            env["CHATGATE_ENCRYPTION_ENABLED"] = "false"
+        elif chatgate_cli(env, "rotate-keys", "--help", check=False).returncode == 0:
             # A version that seals conversations at rest reads them sealed, as it stores them.
             print(chatgate_cli(env, "rotate-keys").stdout.strip(), flush=True)
         with serve_chatgate(env=env, workers=args.workers, config=config, log_name="history") as (

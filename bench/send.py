@@ -18,13 +18,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from aiohttp import web
 from harness import (
+    CHATGATE,
     OUT,
     ScratchPostgres,
     chatgate_source,
@@ -97,7 +97,8 @@ def config_file(upstream_port: int) -> Path:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "chatgate.cli", *args]
+    # The console script: `python -m` would put the working directory's chatgate first.
+    command = [str(CHATGATE), *args]
     return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
 
 

@@ -5,10 +5,10 @@ included); re-wrapping under a new deployment key (`chatgate rotate-keys`)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import secrets
+from binascii import a2b_base64, b2a_base64
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -25,11 +25,14 @@ from chatgate.vault.sealed import PREFIX, Sealing, sealing
 
 log = logging.getLogger("chatgate.vault")
 KEPT = 50_000  # unwrapped data keys kept in memory (about 200 bytes each)
+REF_LENGTH = 16
+_REF_AT = len(PREFIX)
+_PAYLOAD_AT = _REF_AT + REF_LENGTH  # the ":" before the payload
 
 
 @dataclass(frozen=True, slots=True)
 class UserCipher:
-    """One user's data key, unwrapped."""
+    """One user's data key, unwrapped; `ref` is REF_LENGTH hex digits."""
 
     ref: str
     aead: AESGCM
@@ -37,7 +40,11 @@ class UserCipher:
     def seal(self, text: str) -> str:
         nonce = os.urandom(NONCE)
         sealed = self.aead.encrypt(nonce, text.encode("utf-8"), self.ref.encode())
-        return f"{PREFIX}{self.ref}:{base64.b64encode(nonce + sealed).decode()}"
+        return f"{PREFIX}{self.ref}:{b2a_base64(nonce + sealed, newline=False).decode()}"
+
+    def open(self, payload: str) -> str:
+        raw = a2b_base64(payload)
+        return self.aead.decrypt(raw[:NONCE], raw[NONCE:], self.ref.encode()).decode("utf-8")
 
 
 class Vault:
@@ -101,7 +108,7 @@ class Vault:
             row = await db.get(DataKeyRow, owner)
             if row is None:
                 secret = AESGCM.generate_key(bit_length=256)
-                ref = secrets.token_hex(8)
+                ref = secrets.token_hex(REF_LENGTH // 2)
                 kek_id, wrapped = self._ring.wrap(secret, ref.encode())
                 db.add(DataKeyRow(owner=owner, ref=ref, kek_id=kek_id, wrapped=wrapped))
                 try:
@@ -115,13 +122,10 @@ class Vault:
         return self._keep(owner, UserCipher(row.ref, AESGCM(self._unwrap(row))))
 
     def open(self, stored: str) -> str:
-        """A sealed value's text; "" when its key is gone (the user was erased) or unknown here."""
-        ref, _, payload = stored[len(PREFIX) :].partition(":")
-        cipher = self._by_ref.get(ref)
-        if cipher is None:
-            return ""
-        raw = base64.b64decode(payload)
-        return cipher.aead.decrypt(raw[:NONCE], raw[NONCE:], ref.encode()).decode("utf-8")
+        """A sealed value's text; "" when its key is gone (the user was erased) or unknown here.
+        On the history read's path: slices at fixed places, no split (docs/benchmarks.md)."""
+        cipher = self._by_ref.get(stored[_REF_AT:_PAYLOAD_AT])
+        return "" if cipher is None else cipher.open(stored[_PAYLOAD_AT + 1 :])
 
     async def destroy(self, owner: str) -> bool:
         """Shreds the user's data key, here and in the database; True when there was one."""

@@ -4,12 +4,14 @@ pg_dump finds none of it), what users read back is their text; wrong, missing an
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from chatgate.core.migrate import upgrade_database
 from chatgate.vault.keyring import KeyRing, load_keyring, new_key_line
 from chatgate.vault.models import DataKeyRow
 from chatgate.vault.service import Vault
+from tests.chat.test_one_turn_at_a_time import fresh_database
 from tests.conftest import TEST_ENCRYPTION_KEYS, Caller, Gateway, read_database
 
 
@@ -81,10 +84,12 @@ async def fresh_vault(url: str, keys: str | None) -> Vault:
     return Vault(Database(url), ring)
 
 
-@pytest.fixture
-def database(database_url: str) -> str:
-    upgrade_database(database_url)
-    return database_url
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of its own: rotating keys here must not touch the other tests' data keys."""
+    async with fresh_database(request.param, str(tmp_path)) as url:
+        await asyncio.to_thread(upgrade_database, url)
+        yield url
 
 
 async def test_wrong_missing_and_rotated_keys(database: str) -> None:
