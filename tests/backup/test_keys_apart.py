@@ -1,21 +1,16 @@
-"""The data keys travel apart from the data: an archive taken before a user's key was destroyed,
-restored with a keys file taken after, gives everyone back but that user, whose text stays
-ciphertext (read as empty)."""
+"""The data keys travel apart from the data: an archive taken before a user was erased (which
+destroys their data key), restored with a keys file taken after, gives everyone back but that
+user, whose text stays ciphertext (read as empty): erased from the older archive too."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+import httpx
 
 from tests.backup.conftest import Source
 from tests.backup.helpers import history_pages, run_chatgate_command
-from tests.conftest import serve_chatgate
-
-
-def _destroy_key(database: Path, owner: str) -> None:
-    """What erasure does to the key (vault.Vault.destroy): the row goes."""
-    with sqlite3.connect(database) as db:
-        assert db.execute("DELETE FROM data_keys WHERE owner = ?", (owner,)).rowcount == 1
+from tests.conftest import make_token, serve_chatgate
 
 
 async def test_an_older_archive_with_newer_keys_forgets_the_erased(
@@ -25,7 +20,13 @@ async def test_an_older_archive_with_newer_keys_forgets_the_erased(
     later_url = f"sqlite+aiosqlite:///{later}"
     result = await run_chatgate_command(later_url, tmp_path, "restore", str(source.archive))
     assert result.returncode == 0, result.stderr
-    _destroy_key(later, "backup-bob")
+    async with serve_chatgate(source.settings_for(later_url)) as served:
+        headers = {"Authorization": f"Bearer {make_token('dpo', admin=True)}"}
+        async with httpx.AsyncClient(base_url=served, headers=headers) as admin:
+            erased = await admin.delete("/v1/admin/users/backup-bob")
+            assert erased.status_code == 204, erased.text
+            audit = await admin.get("/v1/admin/audit", params={"action": "user.erased"})
+            assert audit.json()["data"][0]["details"]["removed"]["data_keys"] == 1
     result = await run_chatgate_command(later_url, tmp_path, "backup", "later.bak")
     assert result.returncode == 0, result.stderr
 
