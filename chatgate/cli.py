@@ -87,11 +87,13 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
+    from chatgate.core.migrate import upgrade_database
     from chatgate.worker import run_worker
 
     settings = _settings(args.config)
     if not settings.redis_url:
         raise ConfigError("chatgate worker needs CHATGATE_REDIS_URL: the queue lives in Redis")
+    upgrade_database(settings.database_url)  # as serve does: the runtime reads the data keys
     run_worker(settings)
 
 

@@ -22,7 +22,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.db import Database
 from chatgate.core.policies import GuardPolicy, RateLimitSettings
+from chatgate.vault.keyring import KeyRing
+from chatgate.vault.sealed import Sealing, sealing
+from chatgate.vault.service import Vault
 from tests.doubles.openai_api import OpenAIDouble
 from tests.doubles.server import serve_app
 from tests.runner import run_chatgate
@@ -267,13 +271,22 @@ async def open_caller(
 
 @asynccontextmanager
 async def read_database(database_url: str) -> AsyncIterator[AsyncSession]:
-    """A database session of the test's own, to check what chatgate really stored."""
+    """A database session of the test's own, to check what chatgate really stored: sealed
+    columns read in the clear (every user's data key loaded with the tests' keys); rows it
+    writes are stored unsealed, as before encryption was on."""
+    vault = Vault(Database(database_url), KeyRing.parse(TEST_ENCRYPTION_KEYS))
+    try:
+        await vault.load_all()
+    finally:
+        await vault.close()
+    reading = sealing.set(Sealing(vault, None))
     engine = create_async_engine(database_url)
     try:
         async with AsyncSession(engine) as db:
             yield db
     finally:
         await engine.dispose()
+        sealing.reset(reading)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -121,6 +121,18 @@ class Vault:
                     return self._keep(owner, UserCipher(ref, AESGCM(secret)))
         return self._keep(owner, UserCipher(row.ref, AESGCM(self._unwrap(row))))
 
+    async def close(self) -> None:
+        """Closes the vault's database (a tool's own; the runtime closes the one it shares)."""
+        await self._database.close()
+
+    async def load_all(self) -> None:
+        """Every user's data key, for a tool that reads everyone's conversations (a check of
+        what is stored, a migration); a request or job loads only its own user's."""
+        assert self._ring is not None, "only with encryption on"
+        async with self._database.session() as db:
+            for row in await db.scalars(select(DataKeyRow)):
+                self._keep(row.owner, UserCipher(row.ref, AESGCM(self._unwrap(row))))
+
     def open(self, stored: str) -> str:
         """A sealed value's text; "" when its key is gone (the user was erased) or unknown here.
         On the history read's path: slices at fixed places, no split (docs/benchmarks.md)."""

@@ -98,7 +98,7 @@ async def test_wrong_missing_and_rotated_keys(database: str) -> None:
     await vault.start()
     sealed = (await vault.cipher(owner)).seal("the text")
     assert vault.open(sealed) == "the text"
-    await vault._database.close()
+    await vault.close()
 
     wrong = "test1:" + new_key_line().split(":", 1)[1]
     with pytest.raises(ConfigError, match="not the key"):
@@ -113,7 +113,7 @@ async def test_wrong_missing_and_rotated_keys(database: str) -> None:
     rotating = await fresh_vault(database, f"{newest},{TEST_ENCRYPTION_KEYS}")
     await rotating.start()
     assert await rotating.rotate(batch=1) >= 1
-    await rotating._database.close()
+    await rotating.close()
     only_new = await fresh_vault(database, newest)
     await only_new.start()
     assert (await only_new.cipher(owner)).ref == sealed.split(":")[1]
@@ -124,7 +124,7 @@ async def test_wrong_missing_and_rotated_keys(database: str) -> None:
     assert only_new.open(sealed) == ""
     async with read_database(database) as db:
         assert await db.get(DataKeyRow, owner) is None
-    await only_new._database.close()
+    await only_new.close()
 
 
 def test_the_embedded_default_makes_an_owner_only_key_file(tmp_path: Path) -> None:
