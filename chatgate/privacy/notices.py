@@ -25,6 +25,7 @@ STREAM_KEY = "chatgate:erasures"
 KEEP_MS = 600_000
 KEEP_NOTICES = 10_000
 POLL_SECONDS = 1.0
+CLOSE_SECONDS = 2.0
 log = logging.getLogger("chatgate.privacy.notices")
 
 # What a process drops of a user: called with the user id and when their erasure began.
@@ -57,8 +58,9 @@ class ErasureNotices:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: in `chatgate worker`, a cancelled poll was seen never to wake (its sleep
+            # pending after arq's SIGTERM handling), which held the whole shutdown.
+            await asyncio.wait([self._task], timeout=CLOSE_SECONDS)
 
     async def announce(self, user_id: str) -> None:
         """Drops the user's data in this process's memory, then tells the others. Raises when

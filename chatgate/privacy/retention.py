@@ -33,6 +33,7 @@ from chatgate.core.db import Database
 from chatgate.core.redis import REDIS_ERRORS
 from chatgate.core.time import utcnow
 from chatgate.privacy.erasure import erase_sessions
+from chatgate.privacy.notices import CLOSE_SECONDS
 from chatgate.tasks.queue import TaskQueue
 
 log = logging.getLogger("chatgate.privacy.retention")
@@ -70,8 +71,8 @@ class RetentionJob:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded, as the erasure notices' poll (notices.py, CLOSE_SECONDS).
+            await asyncio.wait([self._task], timeout=CLOSE_SECONDS)
 
     async def run(self, *, by: str = RUN_BY) -> dict[str, int] | None:
         """Erases the conversations past their period, within the time bound; what it removed,
