@@ -18,7 +18,10 @@ from chatgate.openai_compat.lane import MAX_BODY_BYTES as CONVERSATION_BYTES
 
 # Routes that take larger bodies than `max_body_bytes`, and how large.
 LARGER_BODIES: dict[str, int] = {
-    "/v1/chat/completions": CONVERSATION_BYTES,  # a whole conversation, sent each time
+    # A whole conversation, sent each time, images included.
+    "/v1/chat/completions": CONVERSATION_BYTES,
+    "/v1/responses": CONVERSATION_BYTES,
+    "/v1/messages": CONVERSATION_BYTES,
 }
 # Routes whose bodies are not JSON, and the media types each takes.
 OTHER_BODY_TYPES: dict[str, frozenset[str]] = {}

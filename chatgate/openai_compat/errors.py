@@ -49,7 +49,8 @@ def openai_error(
 def openai_failure(exc: AppError | ValidationError | RequestValidationError) -> JSONBytes:
     """chatgate's error, or a request that does not parse or validate, in OpenAI's envelope."""
     if isinstance(exc, AppError):
-        return openai_error(exc.status, exc.code, exc.message, exc.headers)
+        param = getattr(exc, "param", None)  # the parameter an engine cannot honour
+        return openai_error(exc.status, exc.code, exc.message, exc.headers, param=param)
     return _invalid(exc.errors())
 
 

@@ -14,29 +14,19 @@ from starlette.datastructures import Headers
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.deps import request_user
-from chatgate.auth.service import User, acting_user
-from chatgate.core.db import Database
+from chatgate.auth.service import User
 from chatgate.core.errors import AppError, TooLarge
 from chatgate.core.parts import Parts, parts_of
 from chatgate.core.responses import SSE_HEADERS, JSONBytes
+from chatgate.dialects.call import open_call
 from chatgate.openai_compat.errors import openai_failure
 from chatgate.openai_compat.schemas import ChatCompletionRequest
-from chatgate.openai_compat.service import (
-    TokenMeter,
-    answer_headers,
-    assistant_for_model,
-    complete,
-    completion_events,
-    completion_request,
-    guard_completion,
-)
+from chatgate.openai_compat.service import answer_headers, complete, completion_events
+from chatgate.openai_compat.translate import engine_request
 from chatgate.providers.fallback import Provenance
-from chatgate.providers.registry import ProviderRegistry
-from chatgate.ratelimit.service import RateLimiter
 
-MAX_BODY_BYTES = 4 * 1024 * 1024  # a whole conversation; each message is also held to its size
+MAX_BODY_BYTES = 20 * 1024 * 1024  # a whole conversation, images included (OpenAI takes 20 MB)
 
 OPENAPI: dict[str, Any] = {
     "post": {
@@ -88,37 +78,23 @@ class ChatCompletions:
 
 
 async def _answer(body: ChatCompletionRequest, user: User, parts: Parts) -> Response:
-    assistant = await assistant_for_model(parts.get(AssistantCatalog), body.model)
-    if user.is_service and body.user:
-        user = acting_user(user, body.user)
-    body, guard = await guard_completion(
-        body, assistant=assistant, database=parts.get(Database), user=user
-    )
-    providers = parts.get(ProviderRegistry)
-    provider = guard.wrap(providers.for_assistant(assistant, private=guard.private))
-    request, prompt_tokens = await completion_request(
-        body, assistant=assistant, provider=provider, user=user
-    )
-    meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)
-    await meter.admit()
+    call = await open_call(parts, user, engine_request(body), surface="openai")
+    model = call.assistant.id
     if not body.stream:
-        reply = await complete(provider, request, model=assistant.id, meter=meter)
+        reply = await complete(call, model=model)
         marks = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
-        return JSONBytes(reply, headers={**answer_headers(marks), **guard.marks})
-    chunks = provider.stream(request)
+        return JSONBytes(reply, headers={**answer_headers(marks), **call.guard.marks})
+    chunks = call.provider.stream(call.request)
     # The first piece comes before the headers, so an engine that fails early gets its status.
     first = await anext(chunks, None)
     if first is None:
         raise AppError("the engine returned no answer", code="upstream_error", status=502)
     # The fallback chain's first piece already comes from the engine (or answer) that answers.
-    source = Provenance(provider.id)
+    source = Provenance(call.provider.id)
     source.see(first)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = completion_events(
-        first, chunks, model=assistant.id, include_usage=include_usage, source=source,
-        meter=meter,
-    )  # fmt: skip
-    headers = {**SSE_HEADERS, **answer_headers(source), **guard.marks}
+    events = completion_events(first, chunks, call=call, model=model, include_usage=include_usage)
+    headers = {**SSE_HEADERS, **answer_headers(source), **call.guard.marks}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 

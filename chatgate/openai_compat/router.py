@@ -1,5 +1,5 @@
-"""OpenAI's model list on chatgate: each enabled assistant is a model. Chat completions are served
-by `chatgate.openai_compat.lane`."""
+"""OpenAI's model list on chatgate: each enabled assistant is a model, and so is each embedder
+(`openai_compat/embeddings.py`). Chat completions are served by `chatgate.openai_compat.lane`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from fastapi import APIRouter
 from chatgate.assistants.deps import Catalog
 from chatgate.assistants.schemas import Assistant
 from chatgate.auth.deps import CurrentUser
+from chatgate.core.errors import NotFound
+from chatgate.dialects.call import assistant_for_model
+from chatgate.openai_compat.embeddings import Config, embedder_model, embedder_models
 from chatgate.openai_compat.errors import OpenAIErrorRoute
-from chatgate.openai_compat.service import assistant_for_model
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
 
@@ -21,10 +23,19 @@ def _model(assistant: Assistant) -> dict[str, Any]:
 
 
 @router.get("/models")
-async def list_models(catalog: Catalog, _: CurrentUser) -> dict[str, Any]:
-    return {"object": "list", "data": [_model(a) for a in await catalog.enabled()]}
+async def list_models(catalog: Catalog, settings: Config, _: CurrentUser) -> dict[str, Any]:
+    assistants = [_model(a) for a in await catalog.enabled()]
+    embedders = embedder_models(settings, taken={a["id"] for a in assistants})
+    return {"object": "list", "data": [*assistants, *embedders]}
 
 
 @router.get("/models/{model_id}")
-async def get_model(model_id: str, catalog: Catalog, _: CurrentUser) -> dict[str, Any]:
-    return _model(await assistant_for_model(catalog, model_id))
+async def get_model(
+    model_id: str, catalog: Catalog, settings: Config, _: CurrentUser
+) -> dict[str, Any]:
+    try:
+        return _model(await assistant_for_model(catalog, model_id))
+    except NotFound:
+        if (embedder := embedder_model(settings, model_id)) is not None:
+            return embedder
+        raise

@@ -1,4 +1,5 @@
-"""Maps OpenAI's chat-completions dialect onto an assistant: its prompt, engine and limits."""
+"""An engine's answer in OpenAI's chat-completions shapes: a `chat.completion`, or a stream of
+`chat.completion.chunk` events ending with `[DONE]`, tool calls and logprobs included."""
 
 from __future__ import annotations
 
@@ -6,131 +7,18 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from chatgate.assistants.schemas import Assistant
-from chatgate.assistants.service import AssistantCatalog
-from chatgate.auth.service import User
-from chatgate.chat.context import MESSAGE_OVERHEAD
-from chatgate.core.db import Database
-from chatgate.core.errors import AppError, NotFound
+from chatgate.core.errors import AppError
 from chatgate.core.tracing import current_trace_id, random_hex
-from chatgate.guards.service import GuardOutcome, guard_texts
-from chatgate.openai_compat.schemas import ChatCompletionRequest
-from chatgate.providers.base import (
-    ChatTurn,
-    Chunk,
-    CompletionRequest,
-    Provider,
-    ProviderError,
-    Usage,
-)
+from chatgate.dialects.answer import AnswerSoFar, Choice, openai_finish_reason
+from chatgate.dialects.call import EngineCall
+from chatgate.providers.base import Chunk, ProviderError
 from chatgate.providers.fallback import Provenance
-from chatgate.ratelimit.service import RateLimiter
 
 log = logging.getLogger("chatgate.openai_compat")
-
-
-async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistant:
-    try:
-        return await catalog.get(model)
-    except NotFound:
-        # Unlike OpenAI's, without the name asked for: a client may have put anything there.
-        raise NotFound(
-            "no model has this name (GET /v1/models lists them)", code="model_not_found"
-        ) from None
-
-
-async def completion_request(
-    body: ChatCompletionRequest, *, assistant: Assistant, provider: Provider, user: User
-) -> tuple[CompletionRequest, int]:
-    """The assistant's system prompt first, then the newest whole client messages that fit;
-    and the tokens of that prompt."""
-    turns = [
-        ChatTurn("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
-    ]
-    fixed = await provider.count_tokens_async(assistant.system_prompt) + MESSAGE_OVERHEAD
-    room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
-    start = room
-    kept: list[ChatTurn] = []
-    for turn in reversed(turns):
-        cost = await provider.count_tokens_async(turn.content) + MESSAGE_OVERHEAD
-        if cost > room:
-            if not kept:
-                raise AppError(
-                    f"the last message is about {cost} tokens; model {assistant.id!r} takes at "
-                    f"most {max(room, 0)}",
-                    code="context_length_exceeded",
-                    status=400,
-                )
-            break
-        room -= cost
-        kept.append(turn)
-    kept.reverse()
-    system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
-    wanted = body.max_completion_tokens or body.max_tokens or assistant.max_answer_tokens
-    request = CompletionRequest(
-        model=assistant.model,
-        messages=[*system, *kept],
-        max_tokens=min(wanted, assistant.max_answer_tokens),
-        temperature=body.temperature if body.temperature is not None else assistant.temperature,
-        user=user.id,
-        trace_id=current_trace_id() or None,
-        stream=body.stream,
-    )
-    return request, fixed + start - room
-
-
-@dataclass(frozen=True, slots=True)
-class TokenMeter:
-    """The user's tokens-per-minute limit with this assistant, as the session route keeps it:
-    checked before the engine is called, charged with what the call used after."""
-
-    limiter: RateLimiter
-    provider: Provider
-    user: str
-    assistant: str
-    prompt_tokens: int
-
-    async def admit(self) -> None:
-        # The client sends the whole conversation each time: all of it is the estimate.
-        await self.limiter.check_tokens(
-            user=self.user, assistant=self.assistant, estimate=self.prompt_tokens
-        )
-
-    async def charge(self, usage: Usage, answer: str) -> None:
-        """The usage the engine reported, or else the prompt and the answer counted here."""
-        used = usage.prompt_tokens + usage.completion_tokens
-        if not used:
-            used = self.prompt_tokens + (self.provider.count_tokens(answer) if answer else 0)
-        await self.limiter.record_tokens(user=self.user, assistant=self.assistant, tokens=used)
-
-
-async def guard_completion(
-    body: ChatCompletionRequest, *, assistant: Assistant, database: Database, user: User
-) -> tuple[ChatCompletionRequest, GuardOutcome]:
-    """The assistant's guards over every message the client sends (it holds the whole
-    conversation): its system, developer and assistant messages reach the engine too, so an
-    injection in any of them is judged like one in a user message. The request as the engine
-    may see it, masked where the policy says."""
-    outcome = await guard_texts(
-        database,
-        policy=assistant.guards,
-        texts=[("user" if m.role == "user" else "client", m.text()) for m in body.messages],
-        user_id=user.id,
-        assistant_id=assistant.id,
-        surface="openai",
-    )
-    if outcome.placeholders:
-        messages = [
-            m.model_copy(update={"content": text})
-            for m, text in zip(body.messages, outcome.texts, strict=True)
-        ]
-        body = body.model_copy(update={"messages": messages})
-    return body, outcome
 
 
 def completion_id() -> str:
@@ -150,21 +38,24 @@ def answer_headers(source: Provenance) -> dict[str, str]:
     return headers
 
 
-async def complete(
-    provider: Provider, request: CompletionRequest, *, model: str, meter: TokenMeter | None = None
-) -> dict[str, Any]:
-    parts: list[str] = []
-    usage, finish = Usage(), "stop"
-    source = Provenance(provider.id)
-    async for chunk in provider.stream(request):
-        source.see(chunk)
-        if chunk.replace:  # the engine rewrote its answer so far (e.g. Dify's moderation)
-            parts.clear()
-        parts.append(chunk.text)
-        usage = chunk.usage or usage
-        finish = _finish_reason(chunk.finish_reason) or finish
-    if meter is not None:
-        await meter.charge(usage, "".join(parts))
+def _message(choice: Choice) -> dict[str, Any]:
+    calls = choice.tool_calls
+    message: dict[str, Any] = {"role": "assistant", "content": choice.text or None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+    else:
+        message["content"] = choice.text
+    return message
+
+
+async def complete(call: EngineCall, *, model: str) -> dict[str, Any]:
+    answer = AnswerSoFar(call.provider.id)
+    async for chunk in call.provider.stream(call.request):
+        answer.see(chunk)
+    await call.meter.charge(answer.usage, answer.text)
     return {
         "id": completion_id(),
         "object": "chat.completion",
@@ -172,65 +63,85 @@ async def complete(
         "model": model,
         "choices": [
             {
-                "index": 0,
-                "message": {"role": "assistant", "content": "".join(parts)},
-                "logprobs": None,
-                "finish_reason": finish,
+                "index": choice.index,
+                "message": _message(choice),
+                "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
+                "finish_reason": openai_finish_reason(
+                    choice.finish_reason, has_calls=bool(choice.calls)
+                ),
             }
+            for choice in answer.sorted_choices(call.request.n)
         ],
-        "usage": usage.as_dict(),
-        **answer_marks(source),
+        "usage": answer.usage.as_dict(),
+        **answer_marks(answer.source),
     }
 
 
-def _finish_reason(reason: str | None) -> str | None:
-    if reason in (None, "stop", "length", "content_filter"):
-        return reason
-    return "length" if reason in ("max_tokens", "max_output_tokens") else "stop"
+def _delta_calls(chunk: Chunk) -> list[dict[str, Any]]:
+    """OpenAI's `delta.tool_calls`: the first piece of a call names it, the rest add arguments."""
+    calls = []
+    for delta in chunk.tool_calls or ():
+        item: dict[str, Any] = {"index": delta.index}
+        if delta.id:
+            item["id"], item["type"] = delta.id, "function"
+        function: dict[str, Any] = {"arguments": delta.arguments}
+        if delta.name:
+            function["name"] = delta.name
+        item["function"] = function
+        calls.append(item)
+    return calls
 
 
 async def completion_events(
     first: Chunk,
     rest: AsyncIterator[Chunk],
     *,
+    call: EngineCall,
     model: str,
     include_usage: bool,
-    source: Provenance | None = None,
-    meter: TokenMeter | None = None,
 ) -> AsyncIterator[bytes]:
-    """OpenAI's `chat.completion.chunk` stream: role, content deltas, finish, usage, [DONE]."""
+    """OpenAI's `chat.completion.chunk` stream: per choice its role, content and tool-call
+    deltas and its finish; then the usage when asked; then [DONE]."""
+    answer = AnswerSoFar(call.provider.id)
+    answer.see(first)
     head = {
         "id": completion_id(),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": None,
-        **(answer_marks(source) if source else {}),
+        **answer_marks(answer.source),
     }
 
-    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def event(index: int, delta: dict[str, Any], **more: Any) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": None, **more}
         return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
 
-    usage, finish = Usage(), "stop"
-    sent: list[str] = []
     try:
-        yield event({"role": "assistant", "content": ""})
+        begun: set[int] = set()
         chunk: Chunk | None = first
         while chunk is not None:
-            if chunk.text:
-                sent.append(chunk.text)
-                yield event({"content": chunk.text})
-            usage = chunk.usage or usage
-            finish = _finish_reason(chunk.finish_reason) or finish
+            index = chunk.choice
+            if index not in begun:
+                begun.add(index)
+                yield event(index, {"role": "assistant", "content": ""})
+            if chunk.text or chunk.tool_calls or chunk.logprobs:
+                delta: dict[str, Any] = {"content": chunk.text} if chunk.text else {}
+                if chunk.tool_calls:
+                    delta["tool_calls"] = _delta_calls(chunk)
+                logprobs = {"content": chunk.logprobs} if chunk.logprobs else None
+                yield event(index, delta, logprobs=logprobs)
             chunk = await anext(rest, None)
-        yield event({}, finish)
+            if chunk is not None:
+                answer.see(chunk)
+        for choice in answer.sorted_choices(call.request.n):
+            if choice.index not in begun:
+                yield event(choice.index, {"role": "assistant", "content": ""})
+            reason = openai_finish_reason(choice.finish_reason, has_calls=bool(choice.calls))
+            yield event(choice.index, {}, finish_reason=reason)
         if include_usage:
-            yield (
-                b"data: "
-                + orjson.dumps({**head, "choices": [], "usage": usage.as_dict()})
-                + b"\n\n"
-            )
+            usage = {**head, "choices": [], "usage": answer.usage.as_dict()}
+            yield b"data: " + orjson.dumps(usage) + b"\n\n"
         yield b"data: [DONE]\n\n"
     except Exception as exc:
         # Every stream ends with [DONE] or an error event, whatever went wrong.
@@ -249,7 +160,6 @@ async def completion_events(
         try:
             await rest.aclose()  # type: ignore[attr-defined]
         finally:
-            if meter is not None:
-                # Also when the client went away: what was produced counts. Shielded, because
-                # a cancelled stream is cancelled again at each await of its clean-up.
-                await asyncio.shield(meter.charge(usage, "".join(sent)))
+            # Also when the client went away: what was produced counts. Shielded, because
+            # a cancelled stream is cancelled again at each await of its clean-up.
+            await asyncio.shield(call.meter.charge(answer.usage, answer.text))

@@ -13,16 +13,23 @@ from aiohttp.http_exceptions import LineTooLong
 
 from chatgate.core.config import Timeouts
 from chatgate.core.errors import AppError
+from chatgate.providers.features import ContentPart, Tool, ToolCall, ToolCallDelta
 
 log = logging.getLogger("chatgate.providers")
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
     role: Role
+    # All the turn's text (what is counted, guarded and cached); `parts` when it is more.
     content: str
+    # The turn's content in order when it holds more than text (images, audio); else empty.
+    parts: tuple[ContentPart, ...] = ()
+    # An assistant turn's calls of tools; a tool turn answers the call `tool_call_id`.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,20 @@ class CompletionRequest:
     assistant_id: str | None = None
     # The caller's values for a Dify app's input variables; other engines have no such thing.
     inputs: dict[str, Any] = field(default_factory=dict)
+    # What a client dialect may ask beyond text (providers/features.py): an engine honours
+    # each, or the request is refused by name before it is called.
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | dict[str, Any] | None = None  # OpenAI's: auto, none, required, a function
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None  # OpenAI's json_object or json_schema
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    n: int = 1
 
 
 @dataclass(slots=True)
@@ -76,10 +97,24 @@ class Chunk:
     fallback: bool = False
     # The engine's own citations (a Dify app's retriever resources), as API.md's `Citation`s.
     citations: list[dict[str, Any]] | None = None
+    # Pieces of the tool calls the model makes (finish_reason "tool_calls" at the end).
+    tool_calls: list[ToolCallDelta] | None = None
+    # OpenAI's `logprobs.content` entries for this piece's tokens, as the engine gave them.
+    logprobs: list[dict[str, Any]] | None = None
+    # Which of the request's `n` choices this piece belongs to.
+    choice: int = 0
+
+    @property
+    def answers(self) -> bool:
+        """Whether this piece is part of the answer itself (text or a tool call), after which
+        an engine is committed: no retry, no fallback."""
+        return bool(self.text or self.replace or self.tool_calls)
 
 
 class Provider(Protocol):
     id: str
+    # The parameters of providers/features.py this engine honours.
+    honours: frozenset[str]
 
     def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
         """Yields the answer as it is produced; raises ProviderError subclasses on failure."""
@@ -105,6 +140,7 @@ class WrappedProvider:
     def __init__(self, inner: Provider) -> None:
         self.inner = inner
         self.id = inner.id
+        self.honours = inner.honours
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)

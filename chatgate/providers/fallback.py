@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from chatgate.observability import metrics
 from chatgate.providers.base import Chunk, CompletionRequest, Provider, ProviderError
+from chatgate.providers.features import first_unhonoured
 from chatgate.providers.resilient import closing
 
 log = logging.getLogger("chatgate.providers.fallback")
@@ -50,7 +51,7 @@ class Provenance:
     def see(self, chunk: Chunk) -> None:
         self.fallback = self.fallback or chunk.fallback
         # Unmarked text (an engine used alone, or a wrapper's own piece) keeps the last mark.
-        if (chunk.text or chunk.replace) and (chunk.provider or chunk.fallback):
+        if chunk.answers and (chunk.provider or chunk.fallback):
             self.provider = chunk.provider
 
 
@@ -66,8 +67,10 @@ class FallbackChain:
             raise ValueError("a fallback chain needs at least one engine")
         self.links = list(links)
         self.models = [*models, *[None] * (len(self.links) - len(models))]
-        # The chain stands for its first engine: session state and token counts are its own.
+        # The chain stands for its first engine: session state, token counts and the
+        # parameters it honours are its own (a request it cannot honour is refused by name).
         self.id = self.links[0].id
+        self.honours = self.links[0].honours
         self.fallback_answer = fallback_answer or None
         self.spec = ChainSpec(
             tuple(p.id for p in self.links), self.fallback_answer, tuple(self.models)
@@ -90,6 +93,10 @@ class FallbackChain:
         failures: list[ProviderError] = []
         for index, link in enumerate(self.links):
             fallback = index > 0
+            if fallback and (param := first_unhonoured(request, link.honours)) is not None:
+                # Skipped, not asked to pretend: its answer would ignore what was asked.
+                log.info("fallback engine %r skipped: it cannot honour %r", link.id, param)
+                continue
             # Session state belongs to the first engine; a fallback engine starts afresh, and
             # is asked for its own model when it names one.
             link_request = request
@@ -107,7 +114,7 @@ class FallbackChain:
                         chunk.provider, chunk.fallback = link.id, fallback
                         if started:
                             yield chunk
-                        elif chunk.text or chunk.replace:
+                        elif chunk.answers:
                             started = True
                             yield chunk
                             for earlier in (*held, *carried):

@@ -60,6 +60,7 @@ def test_no_placeholders_is_a_pass_through() -> None:
 
 class ScriptedEngine:
     id = "scripted"
+    honours: frozenset[str] = frozenset()
 
     def __init__(self, chunks: list[Chunk], fail: bool = False) -> None:
         self.chunks, self.fail = chunks, fail

@@ -1,0 +1,195 @@
+"""One engine call for a client's own dialect (OpenAI's chat completions and Responses,
+Anthropic's Messages), whatever the dialect: the assistant named as the model, its guards over
+everything the client sends, its engine chain, the parameters that chain can honour, its system
+prompt and context window, and the caller's token limit.
+
+A dialect translates its request into a `CompletionRequest` of the client's own turns (no
+system prompt, the client's wishes for length and temperature) and hands it to `open_call`;
+what comes back is ready to stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import orjson
+
+from chatgate.assistants.schemas import Assistant
+from chatgate.assistants.service import AssistantCatalog
+from chatgate.auth.service import User, acting_user
+from chatgate.chat.context import MESSAGE_OVERHEAD
+from chatgate.core.db import Database
+from chatgate.core.errors import AppError, NotFound
+from chatgate.core.parts import Parts
+from chatgate.core.tracing import current_trace_id
+from chatgate.guards.service import GuardOutcome, guard_texts
+from chatgate.providers.base import ChatTurn, CompletionRequest, Provider, Usage
+from chatgate.providers.features import AudioPart, ImagePart, TextPart, require_honoured
+from chatgate.providers.registry import ProviderRegistry
+from chatgate.ratelimit.service import RateLimiter
+
+# What an image or a clip of audio is counted as in the context window: OpenAI's price of a
+# low-detail image. Engines count them their own way; this keeps a window from overflowing.
+MEDIA_TOKENS = 85
+
+
+async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistant:
+    try:
+        return await catalog.get(model)
+    except NotFound:
+        # Unlike OpenAI's, without the name asked for: a client may have put anything there.
+        raise NotFound(
+            "no model has this name (GET /v1/models lists them)", code="model_not_found"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMeter:
+    """The user's tokens-per-minute limit with this assistant, as the session route keeps it:
+    checked before the engine is called, charged with what the call used after."""
+
+    limiter: RateLimiter
+    provider: Provider
+    user: str
+    assistant: str
+    prompt_tokens: int
+
+    async def admit(self) -> None:
+        # The client sends the whole conversation each time: all of it is the estimate.
+        await self.limiter.check_tokens(
+            user=self.user, assistant=self.assistant, estimate=self.prompt_tokens
+        )
+
+    async def charge(self, usage: Usage, answer: str) -> None:
+        """The usage the engine reported, or else the prompt and the answer counted here."""
+        used = usage.prompt_tokens + usage.completion_tokens
+        if not used:
+            used = self.prompt_tokens + (self.provider.count_tokens(answer) if answer else 0)
+        await self.limiter.record_tokens(user=self.user, assistant=self.assistant, tokens=used)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCall:
+    """An engine call ready to stream: `provider.stream(request)`, then `meter.charge`."""
+
+    assistant: Assistant
+    provider: Provider
+    request: CompletionRequest
+    meter: TokenMeter
+    guard: GuardOutcome
+
+
+async def open_call(
+    parts: Parts, user: User, asked: CompletionRequest, *, surface: str
+) -> EngineCall:
+    """The call an assistant makes of `asked` (its `model` names the assistant): guarded,
+    refused by name when its engine cannot honour a parameter, fitted to the context window,
+    and admitted by the caller's token limit."""
+    assistant = await assistant_for_model(parts.get(AssistantCatalog), asked.model)
+    if user.is_service and asked.user:
+        user = acting_user(user, asked.user)
+    turns, guard = await _guarded(
+        asked.messages, assistant=assistant, database=parts.get(Database), user=user,
+        surface=surface,
+    )  # fmt: skip
+    chain = parts.get(ProviderRegistry).for_assistant(assistant, private=guard.private)
+    provider = guard.wrap(chain)
+    require_honoured(asked, engine=provider.id, honours=provider.honours)
+    kept, prompt_tokens = await _fitted(turns, asked, assistant=assistant, provider=provider)
+    system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
+    wanted = asked.max_tokens or assistant.max_answer_tokens
+    request = dataclasses.replace(
+        asked,
+        model=assistant.model,
+        messages=[*system, *kept],
+        max_tokens=min(wanted, assistant.max_answer_tokens),
+        temperature=asked.temperature if asked.temperature is not None else assistant.temperature,
+        user=user.id,
+        trace_id=current_trace_id() or None,
+        assistant_id=assistant.id,
+    )
+    meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)
+    await meter.admit()
+    return EngineCall(assistant, provider, request, meter, guard)
+
+
+async def _guarded(
+    turns: list[ChatTurn],
+    *,
+    assistant: Assistant,
+    database: Database,
+    user: User,
+    surface: str,
+) -> tuple[list[ChatTurn], GuardOutcome]:
+    """The assistant's guards over every turn the client sends (it holds the whole
+    conversation): its system, assistant and tool turns reach the engine too, so an injection
+    in any of them is judged like one in a user message. The turns as the engine may see
+    them, masked where the policy says."""
+    outcome = await guard_texts(
+        database,
+        policy=assistant.guards,
+        texts=[("user" if t.role == "user" else "client", t.content) for t in turns],
+        user_id=user.id,
+        assistant_id=assistant.id,
+        surface=surface,
+    )
+    if not outcome.placeholders:
+        return turns, outcome
+    masked = [
+        turn if text == turn.content else _with_text(turn, text)
+        for turn, text in zip(turns, outcome.texts, strict=True)
+    ]
+    return masked, outcome
+
+
+def _with_text(turn: ChatTurn, text: str) -> ChatTurn:
+    """The turn with its text replaced; its images and audio kept, after the text."""
+    media = tuple(p for p in turn.parts if not isinstance(p, TextPart))
+    return dataclasses.replace(turn, content=text, parts=(TextPart(text), *media) if media else ())
+
+
+async def _fitted(
+    turns: list[ChatTurn], asked: CompletionRequest, *, assistant: Assistant, provider: Provider
+) -> tuple[list[ChatTurn], int]:
+    """The newest whole client turns that fit beside the system prompt, the tools and the
+    answer; and the tokens of the prompt so built."""
+    fixed = await provider.count_tokens_async(assistant.system_prompt) + MESSAGE_OVERHEAD
+    if asked.tools:
+        tools = [dataclasses.asdict(tool) for tool in asked.tools]
+        fixed += await provider.count_tokens_async(orjson.dumps(tools).decode())
+    room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
+    start = room
+    kept: list[ChatTurn] = []
+    for turn in reversed(turns):
+        cost = await _turn_tokens(turn, provider)
+        if cost > room:
+            if not kept:
+                raise AppError(
+                    f"the last message is about {cost} tokens; model {assistant.id!r} takes at "
+                    f"most {max(room, 0)}",
+                    code="context_length_exceeded",
+                    status=400,
+                )
+            break
+        room -= cost
+        kept.append(turn)
+    kept.reverse()
+    # A window that cut between a tool call and its results leaves results of no call.
+    while kept and kept[0].role == "tool":
+        room += await _turn_tokens(kept.pop(0), provider)
+    if not kept:
+        raise AppError(
+            f"the conversation does not fit model {assistant.id!r}'s context window",
+            code="context_length_exceeded",
+            status=400,
+        )
+    return kept, fixed + start - room
+
+
+async def _turn_tokens(turn: ChatTurn, provider: Provider) -> int:
+    cost = await provider.count_tokens_async(turn.content) + MESSAGE_OVERHEAD
+    for call in turn.tool_calls:
+        cost += await provider.count_tokens_async(call.name + call.arguments)
+    media = sum(1 for p in turn.parts if isinstance(p, ImagePart | AudioPart))
+    return cost + media * MEDIA_TOKENS
