@@ -1,7 +1,8 @@
 """One engine call for a client's own dialect (OpenAI's chat completions and Responses,
 Anthropic's Messages), whatever the dialect: the assistant named as the model, its guards over
 everything the client sends, its engine chain, the parameters that chain can honour, its system
-prompt and context window, and the caller's token limit.
+prompt, its knowledge bases' passages for the last user message (as on chatgate's own API:
+chat/grounding.py), its context window, and the caller's token limit.
 
 A dialect translates its request into a `CompletionRequest` of the client's own turns (no
 system prompt, the client's wishes for length and temperature) and hands it to `open_call`;
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -19,11 +21,13 @@ from chatgate.assistants.schemas import Assistant
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import User, acting_user
 from chatgate.chat.context import MESSAGE_OVERHEAD
+from chatgate.chat.grounding import Grounding, fit_passages, knowledge_message
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError, NotFound
 from chatgate.core.parts import Parts
 from chatgate.core.tracing import current_trace_id
-from chatgate.guards.service import GuardOutcome, guard_texts
+from chatgate.guards.service import GuardOutcome, Origin, guard_texts, inspect_off_loop
+from chatgate.knowledge.retrieval import Retriever
 from chatgate.providers.base import ChatTurn, CompletionRequest, Provider, Usage
 from chatgate.providers.features import AudioPart, ImagePart, TextPart, require_honoured
 from chatgate.providers.registry import ProviderRegistry
@@ -78,6 +82,8 @@ class EngineCall:
     request: CompletionRequest
     meter: TokenMeter
     guard: GuardOutcome
+    # API.md's `Citation`s of the passages the engine was shown, numbered as it saw them.
+    citations: list[dict[str, Any]]
 
 
 async def open_call(
@@ -89,15 +95,28 @@ async def open_call(
     assistant = await assistant_for_model(parts.get(AssistantCatalog), asked.model)
     if user.is_service and asked.user:
         user = acting_user(user, asked.user)
-    turns, guard = await _guarded(
-        asked.messages, assistant=assistant, database=parts.get(Database), user=user,
+    chain = parts.get(ProviderRegistry).for_assistant(assistant)
+    # The engine's own count sizes the window; a private engine, if the guards pick one,
+    # is the same assistant's and counts alike.
+    fixed = await _fixed_tokens(asked, assistant=assistant, provider=chain)
+    room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
+    grounding = await _grounding(
+        parts, asked.messages, assistant=assistant, provider=chain, room=room
+    )
+    turns, shown, guard = await _guarded(
+        asked.messages, grounding, assistant=assistant, database=parts.get(Database), user=user,
         surface=surface,
     )  # fmt: skip
-    chain = parts.get(ProviderRegistry).for_assistant(assistant, private=guard.private)
+    if guard.private:
+        chain = parts.get(ProviderRegistry).for_assistant(assistant, private=True)
     provider = guard.wrap(chain)
     require_honoured(asked, engine=provider.id, honours=provider.honours)
-    kept, prompt_tokens = await _fitted(turns, asked, assistant=assistant, provider=provider)
+    kept, used = await _fitted(
+        turns, room=room - grounding.tokens, assistant=assistant, provider=provider
+    )
     system = [ChatTurn("system", assistant.system_prompt)] if assistant.system_prompt else []
+    if shown is not None:
+        system.append(ChatTurn("system", shown))
     wanted = asked.max_tokens or assistant.max_answer_tokens
     request = dataclasses.replace(
         asked,
@@ -109,38 +128,75 @@ async def open_call(
         trace_id=current_trace_id() or None,
         assistant_id=assistant.id,
     )
+    prompt_tokens = fixed + grounding.tokens + used
     meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)
     await meter.admit()
-    return EngineCall(assistant, provider, request, meter, guard)
+    return EngineCall(assistant, provider, request, meter, guard, grounding.citations())
+
+
+async def _fixed_tokens(
+    asked: CompletionRequest, *, assistant: Assistant, provider: Provider
+) -> int:
+    """What the assistant's prompt and the request's tools take of the context."""
+    fixed = await provider.count_tokens_async(assistant.system_prompt) + MESSAGE_OVERHEAD
+    if asked.tools:
+        tools = [dataclasses.asdict(tool) for tool in asked.tools]
+        fixed += await provider.count_tokens_async(orjson.dumps(tools).decode())
+    return fixed
+
+
+async def _grounding(
+    parts: Parts, turns: list[ChatTurn], *, assistant: Assistant, provider: Provider, room: int
+) -> Grounding:
+    """The passages of the assistant's knowledge bases for the last user message, as many
+    whole ones as fit beside it. The query is the message as the guards let it go (masked);
+    a message they block retrieves nothing (the guards then refuse it)."""
+    retriever = parts.find(Retriever)
+    question = next((t for t in reversed(turns) if t.role == "user"), None)
+    if not assistant.knowledge_bases or retriever is None or question is None:
+        return Grounding()
+    outcome = await inspect_off_loop(assistant.guards, [("user", question.content)])
+    if outcome.blocked:
+        return Grounding()
+    passages = await retriever.retrieve(assistant.knowledge_bases, outcome.texts[0])
+    room -= await _turn_tokens(question, provider)
+    return await fit_passages(passages, room=room, counter=provider)
 
 
 async def _guarded(
     turns: list[ChatTurn],
+    grounding: Grounding,
     *,
     assistant: Assistant,
     database: Database,
     user: User,
     surface: str,
-) -> tuple[list[ChatTurn], GuardOutcome]:
+) -> tuple[list[ChatTurn], str | None, GuardOutcome]:
     """The assistant's guards over every turn the client sends (it holds the whole
     conversation): its system, assistant and tool turns reach the engine too, so an injection
-    in any of them is judged like one in a user message. The turns as the engine may see
-    them, masked where the policy says."""
+    in any of them is judged like one in a user message. Passages are masked like history
+    (chatgate's own text: masked, not counted). The turns as the engine may see them, and the
+    knowledge message (None without passages)."""
+    passages: list[tuple[Origin, str]] = [("history", p.text) for p in grounding.passages]
+    sent: list[tuple[Origin, str]] = [
+        ("user" if t.role == "user" else "client", t.content) for t in turns
+    ]
     outcome = await guard_texts(
         database,
         policy=assistant.guards,
-        texts=[("user" if t.role == "user" else "client", t.content) for t in turns],
+        texts=[*passages, *sent],
         user_id=user.id,
         assistant_id=assistant.id,
         surface=surface,
     )
-    if not outcome.placeholders:
-        return turns, outcome
-    masked = [
-        turn if text == turn.content else _with_text(turn, text)
-        for turn, text in zip(turns, outcome.texts, strict=True)
-    ]
-    return masked, outcome
+    shown_texts, texts = outcome.texts[: len(passages)], outcome.texts[len(passages) :]
+    shown = knowledge_message(grounding.passages, shown_texts) if passages else None
+    if outcome.placeholders:
+        turns = [
+            turn if text == turn.content else _with_text(turn, text)
+            for turn, text in zip(turns, texts, strict=True)
+        ]
+    return turns, shown, outcome
 
 
 def _with_text(turn: ChatTurn, text: str) -> ChatTurn:
@@ -150,41 +206,35 @@ def _with_text(turn: ChatTurn, text: str) -> ChatTurn:
 
 
 async def _fitted(
-    turns: list[ChatTurn], asked: CompletionRequest, *, assistant: Assistant, provider: Provider
+    turns: list[ChatTurn], *, room: int, assistant: Assistant, provider: Provider
 ) -> tuple[list[ChatTurn], int]:
-    """The newest whole client turns that fit beside the system prompt, the tools and the
-    answer; and the tokens of the prompt so built."""
-    fixed = await provider.count_tokens_async(assistant.system_prompt) + MESSAGE_OVERHEAD
-    if asked.tools:
-        tools = [dataclasses.asdict(tool) for tool in asked.tools]
-        fixed += await provider.count_tokens_async(orjson.dumps(tools).decode())
-    room = assistant.max_context_tokens - assistant.max_answer_tokens - fixed
-    start = room
+    """The newest whole client turns that fit in `room`; and the tokens they take."""
+    left = room
     kept: list[ChatTurn] = []
     for turn in reversed(turns):
         cost = await _turn_tokens(turn, provider)
-        if cost > room:
+        if cost > left:
             if not kept:
                 raise AppError(
                     f"the last message is about {cost} tokens; model {assistant.id!r} takes at "
-                    f"most {max(room, 0)}",
+                    f"most {max(left, 0)}",
                     code="context_length_exceeded",
                     status=400,
                 )
             break
-        room -= cost
+        left -= cost
         kept.append(turn)
     kept.reverse()
     # A window that cut between a tool call and its results leaves results of no call.
     while kept and kept[0].role == "tool":
-        room += await _turn_tokens(kept.pop(0), provider)
+        left += await _turn_tokens(kept.pop(0), provider)
     if not kept:
         raise AppError(
             f"the conversation does not fit model {assistant.id!r}'s context window",
             code="context_length_exceeded",
             status=400,
         )
-    return kept, fixed + start - room
+    return kept, room - left
 
 
 async def _turn_tokens(turn: ChatTurn, provider: Provider) -> int:

@@ -74,7 +74,14 @@ async def complete(call: EngineCall, *, model: str) -> dict[str, Any]:
         ],
         "usage": answer.usage.as_dict(),
         **answer_marks(answer.source),
+        **citation_marks(call),
     }
+
+
+def citation_marks(call: EngineCall) -> dict[str, Any]:
+    """chatgate's own field for an assistant with knowledge bases: the passages the engine was
+    shown, numbered as the answer cites them ([1], [2]…), as API.md's `Citation`s."""
+    return {"chatgate_citations": call.citations} if call.assistant.knowledge_bases else {}
 
 
 def _delta_calls(chunk: Chunk) -> list[dict[str, Any]]:
@@ -113,9 +120,9 @@ async def completion_events(
         **answer_marks(answer.source),
     }
 
-    def event(index: int, delta: dict[str, Any], **more: Any) -> bytes:
+    def event(index: int, delta: dict[str, Any], top: Any = None, **more: Any) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": None, **more}
-        return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
+        return b"data: " + orjson.dumps({**head, **(top or {}), "choices": [choice]}) + b"\n\n"
 
     try:
         begun: set[int] = set()
@@ -124,7 +131,9 @@ async def completion_events(
             index = chunk.choice
             if index not in begun:
                 begun.add(index)
-                yield event(index, {"role": "assistant", "content": ""})
+                # The citations come once, with the first choice's first piece.
+                marks = citation_marks(call) if index == 0 else {}
+                yield event(index, {"role": "assistant", "content": ""}, marks)
             if chunk.text or chunk.tool_calls or chunk.logprobs:
                 delta: dict[str, Any] = {"content": chunk.text} if chunk.text else {}
                 if chunk.tool_calls:

@@ -5,6 +5,7 @@ citations in blocking, streaming, async mode, /v1/qa and history."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -255,3 +256,30 @@ async def test_history_gets_what_the_passages_leave(
     assert used + estimate_tokens(next_older) + MESSAGE_OVERHEAD > room - passages
     # Without the passages, that older message would have fitted: they really took the room.
     assert used + estimate_tokens(next_older) + MESSAGE_OVERHEAD <= room
+
+
+async def test_openai_dialect_answers_from_the_knowledge_base_with_citations(
+    admin: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    """/v1/chat/completions grounds an assistant with knowledge bases like chatgate's own API:
+    the engine gets the passages after the assistant's prompt, the answer names them."""
+    assistant_id, _, document_id = await grounded_assistant(admin)
+    headers = {"Authorization": f"Bearer {make_token('kb-dialect')}"}
+    body = {"model": assistant_id, "messages": [{"role": "user", "content": QUESTION}]}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=30) as http:
+        whole = await http.post("/v1/chat/completions", json=body)
+        assert whole.status_code == 200, whole.text
+        sent = sent_messages(gateway)
+        streamed = await http.post("/v1/chat/completions", json={**body, "stream": True})
+        uncovered = await http.post(
+            "/v1/chat/completions",
+            json={**body, "messages": [{"role": "user", "content": UNCOVERED}]},
+        )
+    [citation] = whole.json()["chatgate_citations"]
+    check_citation(citation, document_id)
+    assert [m["role"] for m in sent] == ["system", "system", "user"]
+    assert sent[1]["content"].startswith(KNOWLEDGE_HEADER) and "three years" in sent[1]["content"]
+    assert "[EMAIL_1]" in sent[1]["content"]  # the passage passed the PII guard
+    first = json.loads(streamed.text.split("\n\n")[0].removeprefix("data: "))
+    assert first["chatgate_citations"] == whole.json()["chatgate_citations"]
+    assert uncovered.json()["chatgate_citations"] == []
