@@ -1,5 +1,5 @@
 """OpenAI's model list on chatgate: each enabled assistant is a model, and so is each embedder
-(`openai_compat/embeddings.py`). Chat completions are served by `chatgate.openai_compat.lane`."""
+(`openai_compat/embeddings/`). Chat completions are served by `chatgate.openai_compat.lane`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from chatgate.assistants.schemas import Assistant
 from chatgate.auth.deps import CurrentUser
 from chatgate.core.errors import NotFound
 from chatgate.dialects.call import assistant_for_model
-from chatgate.openai_compat.embeddings import Config, embedder_model, embedder_models
+from chatgate.openai_compat.embeddings.deps import Config
+from chatgate.openai_compat.embeddings.service import embedder_model, embedder_models
 from chatgate.openai_compat.errors import OpenAIErrorRoute
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
