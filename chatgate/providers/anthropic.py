@@ -1,19 +1,22 @@
 """Anthropic's Messages API (`POST /v1/messages`), streaming or not.
 
 The system prompt travels as the top-level `system`; the conversation is reshaped to what the API
-accepts: only `user` and `assistant` turns, alternating, starting with `user`.
+accepts: only `user` and `assistant` turns, alternating, starting with `user`, with images and
+tools as content blocks (providers/anthropic_blocks.py). The model's `tool_use` blocks come back
+as OpenAI's tool calls, numbered among themselves.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
 
 from chatgate.core.config import ProviderConfig
+from chatgate.providers.anthropic_blocks import anthropic_messages, tools_and_choice
 from chatgate.providers.base import (
-    ChatTurn,
     Chunk,
     CompletionRequest,
     ProviderError,
@@ -22,6 +25,7 @@ from chatgate.providers.base import (
     ProviderUnavailable,
     Usage,
 )
+from chatgate.providers.features import ToolCallDelta
 from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
 
 # Anthropic's stop reasons in the OpenAI vocabulary the rest of chatgate speaks.
@@ -59,28 +63,12 @@ _STATUS_TYPES = {
 }
 
 
-def anthropic_messages(turns: list[ChatTurn]) -> tuple[str, list[dict[str, str]]]:
-    """Splits chatgate's turns into Anthropic's `system` and alternating `messages`.
-
-    System turns (the assistant's prompt, and any recorded mid-history) join the top-level
-    system; consecutive turns of one role are merged; leading assistant turns, left by a
-    context window that cut through an exchange, are dropped.
-    """
-    system: list[str] = []
-    messages: list[dict[str, str]] = []
-    for turn in turns:
-        if not turn.content.strip():
-            continue  # the API refuses empty text blocks
-        if turn.role == "system":
-            system.append(turn.content)
-        elif messages and messages[-1]["role"] == turn.role:
-            messages[-1]["content"] += "\n\n" + turn.content
-        elif messages or turn.role == "user":
-            messages.append({"role": turn.role, "content": turn.content})
-    return "\n\n".join(system), messages
-
-
 class AnthropicProvider(HttpProvider["_Call"]):
+    # Translated into the Messages API; the rest has no counterpart there.
+    honours = frozenset(
+        {"tools", "tool_choice", "parallel_tool_calls", "image_url", "stop", "top_p"}
+    )
+
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config, "/v1/messages")
 
@@ -94,7 +82,7 @@ class AnthropicProvider(HttpProvider["_Call"]):
         return _Call(self.config.stream and request.stream, self.subject)
 
     def _body(self, request: CompletionRequest, call: _Call) -> dict[str, Any]:
-        system, messages = anthropic_messages(request.messages)
+        system, messages = anthropic_messages(request.messages, self.id)
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
@@ -106,6 +94,12 @@ class AnthropicProvider(HttpProvider["_Call"]):
         if request.temperature is not None:
             # Anthropic's range is 0..1, narrower than the assistants' 0..2.
             body["temperature"] = min(request.temperature, 1.0)
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        if request.tools:
+            body.update(tools_and_choice(request, self.id))
         if request.user:
             # Anthropic asks for an opaque id here, never a name, e-mail or phone number.
             body["metadata"] = {"user_id": opaque_user(request.user)}
@@ -151,9 +145,16 @@ def _error(
     return ProviderError(text)
 
 
+@dataclass(slots=True)
+class _ToolUse:
+    index: int
+    has_input: bool = False
+
+
 class _Call(HttpCall):
     """Server-sent events (`event:` and `data:` lines, a blank line ends one) folded into
-    chunks: text as it comes, usage and the finish reason at `message_stop`."""
+    chunks: text as it comes, tool calls as their blocks start and their input's JSON grows,
+    usage and the finish reason at `message_stop`."""
 
     def __init__(self, streams: bool, subject: str) -> None:
         super().__init__(streams)
@@ -161,6 +162,9 @@ class _Call(HttpCall):
         self.usage = Usage()
         self.finish_reason = "stop"
         self._event_name, self._data = "", b""
+        # Anthropic's block index -> its tool call, numbered among this answer's calls from 0
+        # as OpenAI numbers them (Anthropic's index counts the text blocks too).
+        self._calls: dict[int, _ToolUse] = {}
 
     def feed(self, line: bytes) -> Chunk | None:
         line = line.rstrip(b"\r\n")
@@ -177,13 +181,30 @@ class _Call(HttpCall):
 
     def _fold(self, event: dict[str, Any]) -> Chunk | None:
         kind = event["type"]
-        if kind == "message_start":
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                text = delta.get("text")
+                return Chunk(text=str(text)) if text else None
+            if delta.get("type") == "input_json_delta":
+                return self._input(event.get("index"), str(delta.get("partial_json") or ""))
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "text":
+                text = block.get("text")
+                return Chunk(text=str(text)) if text else None
+            if block.get("type") == "tool_use":
+                return self._tool_use(event.get("index"), block)
+        elif kind == "content_block_stop":
+            call = self._calls.get(event.get("index", -1))
+            if call is not None and not call.has_input:
+                # A call without parameters may stream no input at all; OpenAI's clients
+                # expect its arguments as JSON all the same.
+                return Chunk(tool_calls=[ToolCallDelta(index=call.index, arguments="{}")])
+        elif kind == "message_start":
             usage = (event.get("message") or {}).get("usage") or {}
             self.usage.prompt_tokens = _input_tokens(usage)
             self.usage.completion_tokens = int(usage.get("output_tokens") or 0)
-        elif kind in ("content_block_start", "content_block_delta"):
-            text = _text_of(event)
-            return Chunk(text=text) if text else None
         elif kind == "message_delta":
             delta, usage = event.get("delta") or {}, event.get("usage") or {}
             if reason := delta.get("stop_reason"):
@@ -198,8 +219,22 @@ class _Call(HttpCall):
         elif kind == "error":
             error = event.get("error") or {}
             raise _error(self.subject, None, error.get("type"), error.get("message"))
-        # ping, content_block_stop and event types added later carry no text.
+        # ping, thinking blocks and event types added later carry no answer.
         return None
+
+    def _tool_use(self, index: Any, block: dict[str, Any]) -> Chunk:
+        call = self._calls[index] = _ToolUse(len(self._calls))
+        delta = ToolCallDelta(index=call.index, id=block.get("id"), name=block.get("name"))
+        if block.get("input"):  # the API starts with {} and streams the input after
+            delta.arguments, call.has_input = orjson.dumps(block["input"]).decode(), True
+        return Chunk(tool_calls=[delta])
+
+    def _input(self, index: Any, partial: str) -> Chunk | None:
+        call = self._calls.get(index)
+        if call is None or not partial:
+            return None
+        call.has_input = True
+        return Chunk(tool_calls=[ToolCallDelta(index=call.index, arguments=partial)])
 
     def whole(self, body: bytes) -> Chunk:
         return _chunk_from_message(_json_object(body))
@@ -220,25 +255,24 @@ def _input_tokens(usage: dict[str, Any]) -> int:
     )
 
 
-def _text_of(event: dict[str, Any]) -> str:
-    if event.get("type") == "content_block_start":
-        block = event.get("content_block") or {}
-        return str(block.get("text") or "") if block.get("type") == "text" else ""
-    delta = event.get("delta") or {}
-    return str(delta.get("text") or "") if delta.get("type") == "text_delta" else ""
-
-
 def _chunk_from_message(body: dict[str, Any]) -> Chunk:
     usage = body.get("usage") or {}
-    text = "".join(
-        block.get("text") or ""
-        for block in body.get("content") or ()
-        if block.get("type") == "text"
-    )
+    blocks = body.get("content") or ()
+    text = "".join(block.get("text") or "" for block in blocks if block.get("type") == "text")
+    calls = [
+        ToolCallDelta(
+            index=index,
+            id=block.get("id"),
+            name=block.get("name"),
+            arguments=orjson.dumps(block.get("input") or {}).decode(),
+        )
+        for index, block in enumerate(b for b in blocks if b.get("type") == "tool_use")
+    ]
     reason = body.get("stop_reason") or "end_turn"
     return Chunk(
         text=text,
         usage=Usage(_input_tokens(usage), int(usage.get("output_tokens") or 0)),
         finish_reason=_FINISH_REASONS.get(reason, reason),
         model=body.get("model"),
+        tool_calls=calls or None,
     )
