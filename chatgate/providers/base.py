@@ -13,7 +13,7 @@ from aiohttp.http_exceptions import LineTooLong
 
 from chatgate.core.config import Timeouts
 from chatgate.core.errors import AppError
-from chatgate.providers.features import ContentPart, Tool, ToolCall, ToolCallDelta
+from chatgate.providers.messages import ContentPart, Tool, ToolCall, ToolCallDelta
 
 log = logging.getLogger("chatgate.providers")
 

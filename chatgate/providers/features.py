@@ -7,76 +7,40 @@ its request into these shapes; every engine translates them into its own API, or
 declare the parameter in `honours`, and the request is refused by name (`unsupported_parameter`)
 instead of being answered as if the parameter had not been sent.
 
-Shapes follow OpenAI's chat completions, the richest of the dialects: a tool's `parameters` is a
-JSON schema, a call's `arguments` is JSON text, `tool_choice` and `response_format` are OpenAI's
-own values.
+The shapes live in `providers/messages.py` (re-exported here); `tool_choice` and
+`response_format` are OpenAI's own values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from chatgate.core.errors import AppError
+from chatgate.providers.base import CompletionRequest
+from chatgate.providers.messages import (
+    AudioPart,
+    ContentPart,
+    ImagePart,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+)
 
-if TYPE_CHECKING:
-    from chatgate.providers.base import CompletionRequest
-
-
-@dataclass(frozen=True, slots=True)
-class TextPart:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImagePart:
-    """An image by `data:` URL (base64) or https URL, as OpenAI's `image_url` part."""
-
-    url: str
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AudioPart:
-    """Base64 audio, as OpenAI's `input_audio` part."""
-
-    data: str
-    format: str
-
-
-ContentPart = TextPart | ImagePart | AudioPart
-
-
-@dataclass(frozen=True, slots=True)
-class Tool:
-    """A function the model may call."""
-
-    name: str
-    description: str | None = None
-    parameters: dict[str, Any] | None = None  # a JSON schema
-    strict: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A call the model made, in an assistant turn of the conversation."""
-
-    id: str
-    name: str
-    arguments: str  # JSON text, as the model wrote it
-
-
-@dataclass(slots=True)
-class ToolCallDelta:
-    """A piece of a tool call as it streams: the first piece of call `index` has its id and
-    name, later pieces add to its arguments (OpenAI's `delta.tool_calls` items). A whole call
-    from an engine that does not stream is one delta with everything."""
-
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
+__all__ = [
+    "PARAMETERS",
+    "AudioPart",
+    "ContentPart",
+    "ImagePart",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "UnsupportedParameter",
+    "first_unhonoured",
+    "parameters_used",
+    "require_honoured",
+]
 
 
 class UnsupportedParameter(AppError):
