@@ -49,13 +49,15 @@ class HttpCall(ABC):
         self.finished = False
 
     @abstractmethod
-    def feed(self, line: bytes) -> Chunk | None:
-        """One line of the streamed body: a chunk when it completes a piece of the answer."""
+    def feed(self, line: bytes) -> Chunk | list[Chunk] | None:
+        """One line of the streamed body: a chunk when it completes a piece of the answer, a
+        list of them when it completes several (an event holding several choices)."""
         ...
 
     @abstractmethod
-    def whole(self, body: bytes) -> Chunk:
-        """The answer of a call that does not stream, from its whole body."""
+    def whole(self, body: bytes) -> Chunk | list[Chunk]:
+        """The answer of a call that does not stream, from its whole body (a list of chunks
+        when it holds several choices)."""
         ...
 
 
@@ -67,6 +69,7 @@ class HttpProvider(ABC, Generic[CallT]):
     `_auth_headers` and `_error_from_response`."""
 
     kind = "engine"  # how messages name it: "engine 'x' answered 500"
+    honours: frozenset[str] = frozenset()  # providers/features.py's parameters it takes
 
     def __init__(self, config: ProviderConfig, path: str) -> None:
         self.id = config.id
@@ -142,7 +145,9 @@ class HttpProvider(ABC, Generic[CallT]):
                 if not call.streams:
                     async with deadlines.limit():
                         body = await response.read()
-                    yield call.whole(body)
+                    answer = call.whole(body)
+                    for piece in answer if isinstance(answer, list) else (answer,):
+                        yield piece
                     return
                 feed, content = call.feed, response.content
                 while not call.finished:
@@ -153,11 +158,18 @@ class HttpProvider(ABC, Generic[CallT]):
                             f"{self.subject} closed the stream before it was finished"
                         )
                     chunk = feed(line)
-                    if chunk is not None:
-                        yield chunk
-                        if chunk.text or chunk.replace:
-                            # Once text flows, silence may last between_tokens at most.
+                    if chunk is None:
+                        continue
+                    if isinstance(chunk, list):  # an event holding several choices
+                        for each in chunk:
+                            yield each
+                        if any(each.answers for each in chunk):
                             deadlines.text_arrived()
+                        continue
+                    yield chunk
+                    if chunk.answers:
+                        # Once text flows, silence may last between_tokens at most.
+                        deadlines.text_arrived()
                 await read_to_end(response)
             finally:
                 response.release()  # back to the pool when read to the end, else closed

@@ -2,6 +2,9 @@
 
 One pooled aiohttp session per provider for the life of the process (measured here: aiohttp
 served about 5,300 requests/s through a minimal proxy where httpx served about 900).
+
+Every parameter of providers/features.py passes through in OpenAI's own shapes; a plain text
+request's body is what it always was (no key is sent that the request did not set).
 """
 
 from __future__ import annotations
@@ -13,16 +16,28 @@ import orjson
 
 from chatgate.core.config import ProviderConfig
 from chatgate.providers.base import (
+    ChatTurn,
     Chunk,
     CompletionRequest,
     ProviderError,
     ProviderRateLimited,
     Usage,
 )
+from chatgate.providers.features import (
+    PARAMETERS,
+    AudioPart,
+    ContentPart,
+    ImagePart,
+    Tool,
+    ToolCallDelta,
+)
 from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
 
 
 class OpenAIProvider(HttpProvider["_Call"]):
+    # The dialect every parameter comes from: each passes through as the client sent it.
+    honours = frozenset(PARAMETERS)
+
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config, "/chat/completions")
 
@@ -35,7 +50,12 @@ class OpenAIProvider(HttpProvider["_Call"]):
     def _body(self, request: CompletionRequest, call: _Call) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                _message(m)
+                if m.parts or m.tool_calls or m.tool_call_id is not None
+                else {"role": m.role, "content": m.content}
+                for m in request.messages
+            ],
             "max_tokens": request.max_tokens,
             "stream": call.streams,
         }
@@ -46,6 +66,30 @@ class OpenAIProvider(HttpProvider["_Call"]):
         if request.user:
             # Enough for the engine's abuse monitoring to tell users apart, never who they are.
             body["user"] = opaque_user(request.user)
+        if request.tools:
+            body["tools"] = [_tool(tool) for tool in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.presence_penalty is not None:
+            body["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty is not None:
+            body["frequency_penalty"] = request.frequency_penalty
+        if request.logprobs:
+            body["logprobs"] = True
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
+        if request.n != 1:
+            body["n"] = request.n
         return body
 
     async def _error_from_response(
@@ -66,6 +110,82 @@ class OpenAIProvider(HttpProvider["_Call"]):
         return ProviderError(message, code="upstream_rejected")
 
 
+def _message(turn: ChatTurn) -> dict[str, Any]:
+    """A turn holding more than text: content parts, tool calls, or a tool's result."""
+    message: dict[str, Any] = {
+        "role": turn.role,
+        "content": [_part(p) for p in turn.parts] if turn.parts else turn.content,
+    }
+    if turn.tool_calls:
+        if not turn.parts and not turn.content:
+            message["content"] = None  # as OpenAI writes an assistant turn of calls only
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in turn.tool_calls
+        ]
+    if turn.tool_call_id is not None:
+        message["tool_call_id"] = turn.tool_call_id
+    return message
+
+
+def _part(part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, ImagePart):
+        image = (
+            {"url": part.url} if part.detail is None else {"url": part.url, "detail": part.detail}
+        )
+        return {"type": "image_url", "image_url": image}
+    if isinstance(part, AudioPart):
+        return {"type": "input_audio", "input_audio": {"data": part.data, "format": part.format}}
+    return {"type": "text", "text": part.text}
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        function["description"] = tool.description
+    if tool.parameters is not None:
+        function["parameters"] = tool.parameters
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _call_deltas(items: list[dict[str, Any]]) -> list[ToolCallDelta]:
+    """OpenAI's `tool_calls` items (streamed pieces or whole calls) as ToolCallDeltas."""
+    deltas = []
+    for position, item in enumerate(items):
+        function = item.get("function") or {}
+        deltas.append(
+            ToolCallDelta(
+                index=item.get("index", position),
+                id=item.get("id"),
+                name=function.get("name"),
+                arguments=function.get("arguments") or "",
+            )
+        )
+    return deltas
+
+
+def _usage(usage: dict[str, Any]) -> Usage:
+    return Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+
+def _piece(choice: dict[str, Any], model: str | None) -> Chunk | None:
+    """One streamed choice's delta as a chunk, None when it holds nothing (the role).
+    Positional arguments and no lookup of what is absent: this runs for every piece of text."""
+    delta = choice.get("delta") or {}
+    chunk = Chunk(delta.get("content") or "", None, choice.get("finish_reason"), model)
+    if index := choice.get("index"):
+        chunk.choice = index
+    if calls := delta.get("tool_calls"):
+        chunk.tool_calls = _call_deltas(calls)
+    if logprobs := choice.get("logprobs"):
+        chunk.logprobs = logprobs.get("content") or None
+    if chunk.text or chunk.finish_reason or chunk.tool_calls or chunk.logprobs:
+        return chunk
+    return None
+
+
 class _Call(HttpCall):
     """Server-sent `data:` lines of chat.completion.chunk objects, ended by `data: [DONE]`."""
 
@@ -73,7 +193,7 @@ class _Call(HttpCall):
         super().__init__(streams)
         self.subject = subject
 
-    def feed(self, line: bytes) -> Chunk | None:
+    def feed(self, line: bytes) -> Chunk | list[Chunk] | None:
         line = line.strip()
         if not line.startswith(b"data:"):
             return None
@@ -85,22 +205,42 @@ class _Call(HttpCall):
         if "error" in event:
             error = event["error"] or {}
             raise ProviderError(f"{self.subject} failed mid-answer: {error.get('message')}")
-        chunk = Chunk(model=event.get("model"))
-        for choice in event.get("choices") or ():
-            delta = choice.get("delta") or {}
-            chunk.text += delta.get("content") or ""
-            chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
-        if usage := event.get("usage"):
-            chunk.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-        return chunk if (chunk.text or chunk.usage or chunk.finish_reason) else None
+        model = event.get("model")
+        choices = event.get("choices")
+        usage = event.get("usage")
+        if choices and len(choices) == 1:  # as OpenAI sends them: one choice an event
+            chunk = _piece(choices[0], model)
+        elif choices:  # other servers may send several at once
+            pieces = [p for c in choices if (p := _piece(c, model)) is not None]
+            if len(pieces) > 1:
+                if usage:
+                    pieces[-1].usage = _usage(usage)
+                return pieces
+            chunk = pieces[0] if pieces else None
+        else:  # the usage event of stream_options.include_usage
+            chunk = None
+        if usage:
+            if chunk is None:
+                chunk = Chunk(model=model)
+            chunk.usage = _usage(usage)
+        return chunk
 
-    def whole(self, body: bytes) -> Chunk:
+    def whole(self, body: bytes) -> Chunk | list[Chunk]:
         answer: dict[str, Any] = orjson.loads(body)
-        choice = (answer.get("choices") or [{}])[0]
-        usage = answer.get("usage") or {}
-        return Chunk(
-            text=(choice.get("message") or {}).get("content") or "",
-            finish_reason=choice.get("finish_reason") or "stop",
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-            model=answer.get("model"),
-        )
+        model = answer.get("model")
+        chunks = []
+        for position, choice in enumerate(answer.get("choices") or [{}]):
+            message = choice.get("message") or {}
+            chunk = Chunk(
+                text=message.get("content") or "",
+                finish_reason=choice.get("finish_reason") or "stop",
+                model=model,
+                choice=choice.get("index", position),
+            )
+            if calls := message.get("tool_calls"):
+                chunk.tool_calls = _call_deltas(calls)
+            if (logprobs := choice.get("logprobs")) and (content := logprobs.get("content")):
+                chunk.logprobs = content
+            chunks.append(chunk)
+        chunks[-1].usage = _usage(answer.get("usage") or {})
+        return chunks[0] if len(chunks) == 1 else chunks

@@ -6,7 +6,22 @@ error formats. What it does is chosen by a directive in the last user message:
   [[status CODE]]     answer with an error of that HTTP status, in OpenAI's error shape
   [[hang]]            never answer
   [[nul]]             answer text with a NUL character in it (some engines emit them)
-otherwise it answers "echo: <the message>", a word per chunk.
+otherwise it answers "echo: <the message>", a word per chunk, its images and audio mentioned
+("[image image/png 67 bytes]", "[image https://host/a.png]", "[audio wav 44 bytes]").
+
+Beyond text (the rules are openai_answers.py's):
+  tools              with `tool_choice` not "none" and a user message last, it calls a tool
+                     instead of answering: the function `tool_choice` names, else the first tool,
+                     or the one `[[call NAME]]` names, or every tool for `[[call-all]]` (one if
+                     `parallel_tool_calls` is false); arguments built from the tool's schema,
+                     streamed a few characters at a time, finish_reason "tool_calls"
+  a tool message     last: "echo: " and the contents of the tool messages that end the
+                     conversation; a tool message answering no earlier call is refused (400)
+  response_format    json_schema: a JSON document valid for the schema; json_object: {"echo": …}
+  stop               the answer ends before the first stop sequence
+  logprobs           an entry for each piece, with `top_logprobs` alternatives
+  n                  n choices, streamed one choice an event; choice k > 0 begins "(k) "
+A data: image that is not base64 of a PNG, JPEG, GIF or WEBP is refused as OpenAI refuses it.
 
 `POST /v1/embeddings` follows OpenAI's embeddings API: `input` a string or a list of strings
 (none empty, at most 2048), `encoding_format` "float" (default) or "base64" (little-endian
@@ -28,6 +43,21 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+
+from tests.doubles.openai_answers import (
+    Answer,
+    Call,
+    Refusal,
+    check_messages,
+    cut_at_stop,
+    describe,
+    fragments,
+    logprob_entries,
+    split_words,
+    structured,
+    text_of,
+    tool_calls,
+)
 
 DIRECTIVE = re.compile(r"\[\[(\w[\w-]*)((?:\s+[\d.]+)*)\]\]")
 ERROR_TYPES = {
@@ -62,6 +92,16 @@ class OpenAIDouble:
         headers = {"Retry-After": "2"} if status == 429 else None
         return web.json_response(body, status=status, headers=headers)
 
+    @staticmethod
+    def refuse(refusal: Refusal) -> web.Response:
+        error = {
+            "message": refusal.message,
+            "type": "invalid_request_error",
+            "param": refusal.param,
+            "code": refusal.code,
+        }
+        return web.json_response({"error": error}, status=400)
+
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Incorrect API key provided.")
@@ -70,62 +110,150 @@ class OpenAIDouble:
             self.peers.add(request.transport.get_extra_info("peername")[:2])
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+        messages = body["messages"]
+        user = next((m for m in reversed(messages) if m["role"] == "user"), None)
+        last = text_of(user["content"]) if user else ""
         match = DIRECTIVE.search(last)
         name, args = (match.group(1), match.group(2).split()) if match else ("echo", [])
         if name == "status":
             return self.error(int(args[0]), f"The double was told to answer {args[0]}.")
         if name == "hang":
             await asyncio.sleep(3600)
-        words = (
-            [f"w{i} " for i in range(int(args[0]))]
-            if name in ("slow", "die-after")
-            else ["before\x00", "after"]
-            if name == "nul"
-            else (f"echo: {last}".split(" "))
-        )
-        pieces = [
-            w if w.endswith(" ") or i == len(words) - 1 else w + " " for i, w in enumerate(words)
-        ]
+        try:
+            check_messages(messages)
+            answers = [
+                self.answer(body, name, args, choice) for choice in range(body.get("n") or 1)
+            ]
+        except Refusal as refusal:
+            return self.refuse(refusal)
         delay = float(args[1]) if name == "slow" and len(args) > 1 else 0.0
         if not body.get("stream"):
-            return web.json_response(self.completion(body, "".join(pieces)))
-        return await self.stream(request, body, pieces, delay, die=name == "die-after")
+            return web.json_response(self.completion(body, answers))
+        return await self.stream(request, body, answers, delay, die=name == "die-after")
 
-    def completion(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+    @staticmethod
+    def answer(body: dict[str, Any], name: str, args: list[str], choice: int) -> Answer:
+        """One choice's answer (choices after the first are told apart by a "(k) " prefix)."""
+        messages = body["messages"]
+        user = next((m for m in reversed(messages) if m["role"] == "user"), None)
+        user_text = text_of(user["content"]) if user else ""
+        final = messages[-1] if messages else {}
+        if body.get("tools") and body.get("tool_choice") != "none" and final is user:
+            return Answer(calls=tool_calls(body, user_text))
+        if final.get("role") == "tool":
+            results: list[str] = []
+            for message in reversed(messages):
+                if message["role"] != "tool":
+                    break
+                results.insert(0, text_of(message["content"]))
+            pieces = split_words("echo: " + " ".join(results))
+        elif name in ("slow", "die-after"):
+            pieces = [f"w{i} " for i in range(int(args[0]))]
+        elif name == "nul":
+            pieces = ["before\x00 ", "after"]
+        else:
+            pieces = split_words("echo: " + describe(user["content"] if user else "", "content"))
+        if (text := structured(body, "".join(pieces), user_text)) is not None:
+            pieces = split_words(text)
+        elif choice:
+            pieces = [f"({choice}) ", *pieces]
+        return Answer(pieces=cut_at_stop(pieces, body.get("stop")))
+
+    @staticmethod
+    def logprobs(body: dict[str, Any], pieces: list[str]) -> list[dict[str, Any]] | None:
+        if not body.get("logprobs"):
+            return None
+        return logprob_entries(pieces, int(body.get("top_logprobs") or 0))
+
+    def completion(self, body: dict[str, Any], answers: list[Answer]) -> dict[str, Any]:
+        choices = []
+        for index, answer in enumerate(answers):
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": None if answer.calls else answer.text,
+                "refusal": None,
+            }
+            if answer.calls:
+                message["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in answer.calls
+                ]
+            entries = self.logprobs(body, answer.pieces)
+            choices.append(
+                {
+                    "index": index,
+                    "message": message,
+                    "logprobs": None if entries is None else {"content": entries, "refusal": None},
+                    "finish_reason": answer.finish_reason,
+                }
+            )
+        completion = sum(
+            len(a.text.split()) + sum(len(fragments(c.arguments)) for c in a.calls) for a in answers
+        )
         return {
             "id": "chatcmpl-double",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": self.usage(body, len(text.split())),
+            "choices": choices,
+            "usage": self.usage(body, completion),
         }
 
     @staticmethod
     def usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-        prompt = sum(len(m["content"].split()) for m in body["messages"])
+        prompt = sum(len(text_of(m.get("content")).split()) for m in body["messages"])
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt + completion_tokens,
         }
 
+    def deltas(self, body: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
+        """A choice's streamed deltas after its first (the role's): each text piece with its
+        logprobs, or each call's name and then its arguments a few characters at a time."""
+        if not answer.calls:
+            entries = self.logprobs(body, answer.pieces)
+            return [
+                {
+                    "delta": {"content": piece},
+                    "logprobs": {"content": [entries[i]], "refusal": None},
+                }
+                if entries
+                else {"delta": {"content": piece}}
+                for i, piece in enumerate(answer.pieces)
+            ]
+        steps: list[dict[str, Any]] = []
+        for index, call in enumerate(answer.calls):
+            if index:
+                steps.append({"delta": {"tool_calls": [self.call_start(index, call)]}})
+            steps += [
+                {"delta": {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}}
+                for piece in fragments(call.arguments)
+            ]
+        return steps
+
+    @staticmethod
+    def call_start(index: int, call: Call) -> dict[str, Any]:
+        function = {"name": call.name, "arguments": ""}
+        return {"index": index, "id": call.id, "type": "function", "function": function}
+
     async def stream(
-        self, request: web.Request, body: dict[str, Any], pieces: list[str], delay: float, die: bool
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        answers: list[Answer],
+        delay: float,
+        die: bool,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         created = int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        def event(choice: int, step: dict[str, Any], finish: str | None = None) -> bytes:
             data = {
                 "id": "chatcmpl-double",
                 "object": "chat.completion.chunk",
@@ -133,21 +261,31 @@ class OpenAIDouble:
                 "model": body["model"],
                 "system_fingerprint": None,
                 "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    {"index": choice, "logprobs": None, "finish_reason": finish, **step},
                 ],
             }
             return f"data: {json.dumps(data)}\n\n".encode()
 
-        await response.write(chunk({"role": "assistant", "content": ""}))
-        for piece in pieces:
+        # One choice an event, the choices' pieces in turn, as OpenAI streams `n` answers.
+        for index, answer in enumerate(answers):
+            first: dict[str, Any] = {"role": "assistant", "content": ""}
+            if answer.calls:  # the role comes with the first call's name
+                start = self.call_start(0, answer.calls[0])
+                first = {**first, "content": None, "tool_calls": [start]}
+            await response.write(event(index, {"delta": first}))
+        steps = [self.deltas(body, answer) for answer in answers]
+        for position in range(max(map(len, steps))):
             if delay:
                 await asyncio.sleep(delay)
-            await response.write(chunk({"content": piece}))
+            for index, choice_steps in enumerate(steps):
+                if position < len(choice_steps):
+                    await response.write(event(index, choice_steps[position]))
         if die:
             assert request.transport is not None
             request.transport.close()
             return response
-        await response.write(chunk({}, "stop"))
+        for index, answer in enumerate(answers):
+            await response.write(event(index, {"delta": {}}, answer.finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {
                 "id": "chatcmpl-double",
@@ -155,7 +293,7 @@ class OpenAIDouble:
                 "created": created,
                 "model": body["model"],
                 "choices": [],
-                "usage": self.usage(body, len(pieces)),
+                "usage": self.usage(body, sum(map(len, steps))),
             }
             await response.write(f"data: {json.dumps(usage)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
