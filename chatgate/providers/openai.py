@@ -23,15 +23,9 @@ from chatgate.providers.base import (
     ProviderRateLimited,
     Usage,
 )
-from chatgate.providers.features import (
-    PARAMETERS,
-    AudioPart,
-    ContentPart,
-    ImagePart,
-    Tool,
-    ToolCallDelta,
-)
+from chatgate.providers.features import PARAMETERS
 from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
+from chatgate.providers.messages import AudioPart, ContentPart, ImagePart, Tool, ToolCallDelta
 
 
 class OpenAIProvider(HttpProvider["_Call"]):

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from chatgate.providers.base import ChatTurn, Chunk, CompletionRequest, ProviderError
-from chatgate.providers.features import AudioPart, ImagePart, TextPart, Tool, ToolCall
+from chatgate.providers.messages import AudioPart, ImagePart, TextPart, Tool, ToolCall
 from chatgate.providers.openai import OpenAIProvider
 from tests.conftest import Double, double_provider
 from tests.doubles.server import serve_app
