@@ -6,8 +6,9 @@ Built from the token counts stored on each message, so history is never re-token
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatgate.chat.models import Message
@@ -38,11 +39,18 @@ def history_budget(assistant: AssistantConfig, *, system_tokens: int, user_token
 async def load_context(db: AsyncSession, *, session_id: uuid.UUID, budget: int) -> list[ChatTurn]:
     """The newest messages whose running token total stays within `budget`, oldest first."""
     recent = (
-        select(Message.id, Message.role, Message.content, Message.token_count)
+        select(
+            Message.id,
+            Message.role,
+            Message.content,
+            Message.token_count,
+            Message.tool_calls,
+            Message.tool_call_id,
+        )
         .where(
             Message.session_id == session_id,
             Message.status.in_(CONTEXT_STATUSES),
-            Message.content != "",
+            (Message.content != "") | Message.tool_calls.is_not(None),
             # A canned "busy" answer came from no engine: it is not part of the conversation.
             ~(Message.fallback & Message.provider.is_(None)),
         )
@@ -51,11 +59,30 @@ async def load_context(db: AsyncSession, *, session_id: uuid.UUID, budget: int) 
         .subquery()
     )
     running = func.sum(recent.c.token_count + MESSAGE_OVERHEAD).over(order_by=recent.c.id.desc())
-    ranked = select(recent.c.id, recent.c.role, recent.c.content, running.label("used")).subquery()
+    ranked = select(
+        recent.c.id, recent.c.role, recent.c.content, recent.c.tool_calls, recent.c.tool_call_id,
+        running.label("used"),
+    ).subquery()  # fmt: skip
     query = (
-        select(ranked.c.role, ranked.c.content).where(ranked.c.used <= budget).order_by(ranked.c.id)
+        select(ranked.c.role, ranked.c.content, ranked.c.tool_calls, ranked.c.tool_call_id)
+        .where(ranked.c.used <= budget)
+        .order_by(ranked.c.id)
     )
-    return [ChatTurn(role=row.role, content=row.content) for row in await db.execute(query)]
+    return [as_text_turn(row) for row in await db.execute(query)]
+
+
+def as_text_turn(row: Row[Any, Any, Any, Any]) -> ChatTurn:
+    """A stored message as a turn of text: calls of tools and their results (recorded by the
+    Responses API) are told in words, so that any engine, with tools or without, can go on."""
+    if row.role == "tool":
+        return ChatTurn("user", f"[result of tool call {row.tool_call_id}]\n{row.content}")
+    if not row.tool_calls:
+        return ChatTurn(role=row.role, content=row.content)
+    calls = "\n".join(
+        f"[called tool {call['name']} ({call['id']}) with {call['arguments']}]"
+        for call in row.tool_calls
+    )
+    return ChatTurn(row.role, f"{row.content}\n{calls}" if row.content else calls)
 
 
 def build_messages(

@@ -14,7 +14,8 @@ from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.vault.sealed import SealedJSON, SealedText
 
-MessageRole = Literal["user", "assistant", "system"]
+# `tool`: a tool's result given back to the model (OpenAI's Responses API, responses/).
+MessageRole = Literal["user", "assistant", "system", "tool"]
 # `streaming` while an answer is being written; how it ended otherwise.
 MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
 
@@ -70,6 +71,10 @@ class Message(Base):
     # An answer's citations (API.md's `Citation`s): the knowledge bases' passages the engine was
     # given, or a Dify app's retriever resources; None for an assistant without knowledge bases.
     citations: Mapped[list[dict[str, Any]] | None] = mapped_column(SealedJSON, nullable=True)
+    # An assistant message's calls of the client's tools ([{"id", "name", "arguments"}]), and
+    # the call a tool message answers (migration 0015); None for every other message.
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(SealedJSON, nullable=True)
+    tool_call_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

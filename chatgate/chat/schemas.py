@@ -72,6 +72,14 @@ class Citation(BaseModel):
     text: str
 
 
+class ToolCallOut(BaseModel):
+    """A call an answer made of one of the client's tools (OpenAI's Responses API)."""
+
+    id: str = Field(description="the call's id, which the tool message answering it names")
+    name: str
+    arguments: str = Field(description="JSON text, as the model wrote it")
+
+
 class MessageOut(BaseModel):
     id: str
     session_id: str
@@ -94,6 +102,12 @@ class MessageOut(BaseModel):
         description="the knowledge-base passages the answer was given (or a Dify app's retriever "
         "resources); null for an assistant without knowledge bases",
     )
+    tool_calls: list[ToolCallOut] | None = Field(
+        None, description="an answer's calls of the client's tools; null when it made none"
+    )
+    tool_call_id: str | None = Field(
+        None, description="for a tool message: the call whose result it is"
+    )
 
     @classmethod
     def of(cls, message: Message) -> MessageOut:
@@ -112,6 +126,9 @@ class MessageOut(BaseModel):
             fallback=bool(message.fallback),
             citations=None if message.citations is None
             else [Citation.model_validate(c) for c in message.citations],
+            tool_calls=None if message.tool_calls is None
+            else [ToolCallOut.model_validate(c) for c in message.tool_calls],
+            tool_call_id=message.tool_call_id,
         )  # fmt: skip
 
 
@@ -124,7 +141,8 @@ class HistoryPage(BaseModel):
 
 class HistoryAppend(BaseModel):
     session_id: uuid.UUID
-    role: MessageRole
+    # A tool message answers a call, which only the Responses API records.
+    role: Literal["user", "assistant", "system"]
     content: str
 
 

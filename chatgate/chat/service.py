@@ -258,8 +258,10 @@ async def seal_stored(database: Database, vault: Vault, *, batch: int = 500) -> 
                 for row, owner in rows:
                     await vault.enter(owner)
                     flag_modified(row, "content" if model is Message else "title")
-                    if isinstance(row, Message) and row.citations is not None:
-                        flag_modified(row, "citations")
+                    if isinstance(row, Message):
+                        for name in ("citations", "tool_calls"):
+                            if getattr(row, name) is not None:
+                                flag_modified(row, name)
                     await db.flush()
                 await db.commit()
                 sealed += len(rows)

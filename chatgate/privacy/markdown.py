@@ -75,11 +75,22 @@ def message_markdown(message: MessageJSON) -> str:
         error = message.get("error") or {}
         reason = f" ({error['message']})" if error.get("message") else ""
         parts.append(f"_{note}{reason}._\n\n")
-    parts.append(f"{message['content']}\n" if message["content"] else "_(no text)_\n")
+    if message.get("tool_call_id"):
+        parts.append(f"_Result of tool call {message['tool_call_id']}:_\n\n")
+    calls = message.get("tool_calls") or []
+    if message["content"] or not calls:
+        parts.append(f"{message['content']}\n" if message["content"] else "_(no text)_\n")
+    parts.extend(_tool_call(call) for call in calls)
     if message.get("citations"):
         parts.append("\nSources:\n\n")
         parts.extend(_citation(citation) for citation in message["citations"])
     return "".join(parts)
+
+
+def _tool_call(call: dict[str, Any]) -> str:
+    # The arguments as an indented code block: whatever they hold, Markdown shows it as is.
+    arguments = "\n".join(f"    {line}" for line in (call["arguments"] or "").splitlines())
+    return f"\nCalled tool `{call['name']}` ({call['id']}) with:\n\n{arguments}\n"
 
 
 def _citation(citation: dict[str, Any]) -> str:

@@ -71,6 +71,27 @@ export function citationList(message) {
   );
 }
 
+/**
+ * The calls of the client's tools an answer made (recorded by the Responses API): a small line
+ * each, naming the function and its arguments. Text only, never markup.
+ */
+export function toolCallList(message) {
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  if (!calls.length) return null;
+  return el(
+    "ul",
+    { class: "msg-tool-calls" },
+    ...calls.map((c) =>
+      el(
+        "li",
+        { class: "tool-call" },
+        el("span", { class: "tool-call-label", text: "Called " }),
+        el("code", { text: `${c.name || "a tool"}(${c.arguments || ""})` }),
+      ),
+    ),
+  );
+}
+
 export class Timeline {
   constructor({ scroller, list, empty }) {
     this.scroller = scroller;
@@ -78,7 +99,7 @@ export class Timeline {
     this.empty = empty;
     this.nodes = new Map();
     this.pending = new Map();
-    this.names = { user: "You", assistant: "Assistant", system: "System" };
+    this.names = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" };
     list.addEventListener("click", (event) => this.onClick(event));
   }
 
@@ -149,6 +170,10 @@ export class Timeline {
     if (body.hasAttribute("aria-live"))
       body.setAttribute("aria-busy", message.status === "streaming" ? "true" : "false");
     this.fillBody(body, message);
+    const oldCalls = node.querySelector(".msg-tool-calls");
+    const calls = toolCallList(message);
+    if (oldCalls) oldCalls.remove();
+    if (calls) body.after(calls);
     const oldCitations = node.querySelector(".msg-citations");
     const citations = citationList(message);
     if (oldCitations) oldCitations.remove();
@@ -237,6 +262,7 @@ export class Timeline {
       { "data-key": message.key, "aria-labelledby": headingId },
       this.head(message, mark, headingId),
       body,
+      toolCallList(message),
       citationList(message),
       mark && mark.note ? el("p", { class: "msg-note", text: mark.note }) : null,
     );
@@ -258,8 +284,23 @@ export class Timeline {
       );
       return;
     }
+    if (message.role === "tool") {
+      // A tool's result, as the client's code gave it: collapsed, shown as it is.
+      body.replaceChildren(
+        el(
+          "details",
+          { class: "tool-result" },
+          el("summary", { text: "Tool result" }),
+          el("pre", { class: "tool-result-text", text: message.content || "" }),
+        ),
+      );
+      return;
+    }
     if (!message.content) {
-      body.replaceChildren(el("p", { class: "no-text", text: "No text was written." }));
+      const calls = Array.isArray(message.tool_calls) && message.tool_calls.length;
+      body.replaceChildren(
+        el("p", { class: "no-text", text: calls ? "Called a tool." : "No text was written." }),
+      );
       return;
     }
     body.replaceChildren(renderMarkdown(message.content));
