@@ -1,11 +1,12 @@
 """OpenAI's Responses API on chatgate: `POST /v1/responses` (streaming included),
-`GET /v1/responses/{id}`, `DELETE /v1/responses/{id}`, with OpenAI's error envelope."""
+`GET /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`, `DELETE /v1/responses/{id}`,
+with OpenAI's error envelope."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.responses import StreamingResponse
 
@@ -18,6 +19,7 @@ from chatgate.openai_compat.errors import OpenAIErrorRoute, openai_failure
 from chatgate.openai_compat.service import answer_headers
 from chatgate.providers.fallback import Provenance
 from chatgate.responses import service, store
+from chatgate.responses.input_items import Order, input_items
 from chatgate.responses.schemas import ResponseRequest
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIErrorRoute)
@@ -70,6 +72,22 @@ async def get_response(response_id: str, db: DbSession, user: CurrentUser) -> JS
     """A stored response, as it was answered."""
     row = await store.owned_response(db, user=user, response_id=response_id)
     return JSONBytes(row.body)
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    db: DbSession,
+    user: CurrentUser,
+    order: Order = "desc",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=80)] = None,
+) -> JSONBytes:
+    """A stored response's input items (OpenAI's list, newest first unless `order=asc`)."""
+    page = await input_items(
+        db, user=user, response_id=response_id, order=order, limit=limit, after=after
+    )
+    return JSONBytes(page)
 
 
 @router.delete("/responses/{response_id}")

@@ -229,11 +229,9 @@ def test_an_image_reaches_the_engine_and_is_kept_as_a_mark(gateway: Gateway, ali
         "image_url": {"url": "https://x.test/a.png", "detail": "low"},
     }
     assert alice.history(session_of(reply))[0]["content"] == "what is this?\n[image]"
+    not_an_image: Any = [
+        {"role": "user", "content": [{"type": "input_image", "image_url": "ftp://x/a"}]}
+    ]
     with pytest.raises(openai.BadRequestError) as info:
-        alice.sdk.responses.create(
-            model="echo",
-            input=[
-                {"role": "user", "content": [{"type": "input_image", "image_url": "ftp://x/a"}]}
-            ],
-        )
+        alice.sdk.responses.create(model="echo", input=not_an_image)
     assert info.value.code == "invalid_image_url"

@@ -88,3 +88,19 @@ def test_a_tool_loop_over_an_anthropic_engine(
     assert sent[-1]["role"] == "user"
     assert sent[-1]["content"][0]["type"] == "tool_result"
     assert sent[-1]["content"][0]["tool_use_id"] == call.call_id
+
+
+def test_an_answer_cut_at_max_output_tokens_is_incomplete(carol: Client) -> None:
+    stream = carol.sdk.responses.create(
+        model="helper", input="Count from one to fifty in words.", max_output_tokens=3, stream=True
+    )
+    events = list(stream)
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.status == "incomplete"
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == "max_output_tokens"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    stored = carol.sdk.responses.retrieve(last.response.id)
+    assert stored.status == "incomplete" and stored.output_text == last.response.output_text
+    assert stored.usage is not None and stored.usage.output_tokens == 3

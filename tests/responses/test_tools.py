@@ -183,3 +183,30 @@ def test_an_output_of_no_call_is_refused(gateway: Gateway, alice: Client) -> Non
         )
     assert info.value.code == "invalid_request"
     assert len(gateway.double.api.requests) == calls
+
+
+def test_input_items_list_what_each_response_was_given(alice: Client, bob: Client) -> None:
+    asked = alice.sdk.responses.create(
+        model="echo",
+        input=[{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Lima?"}],
+        tools=[WEATHER],
+    )
+    call = _call(asked)
+    answered = alice.sdk.responses.create(
+        model="echo",
+        previous_response_id=asked.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18 C"}],
+    )
+    first = alice.sdk.responses.input_items.list(asked.id, order="asc")
+    assert [(i.type, getattr(i, "role", None)) for i in first.data] == [
+        ("message", "system"),
+        ("message", "user"),
+    ]
+    assert first.data[1].model_dump()["content"][0]["text"] == "Lima?"
+    (output,) = alice.sdk.responses.input_items.list(answered.id).data
+    assert output.type == "function_call_output"
+    assert (output.call_id, output.output) == (call.call_id, "18 C")
+    paged = alice.sdk.responses.input_items.list(asked.id, limit=1)
+    assert [i.id for i in paged] == [i.id for i in reversed(first.data)]  # every page, newest first
+    with pytest.raises(openai.NotFoundError):
+        bob.sdk.responses.input_items.list(asked.id)
