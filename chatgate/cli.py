@@ -107,6 +107,7 @@ async def _rotate_keys(settings: Settings, batch: int) -> None:
     from chatgate.chat.service import seal_stored
     from chatgate.core.db import Database
     from chatgate.core.migrate import upgrade_database
+    from chatgate.responses.sealing import seal_stored_responses
     from chatgate.vault.keyring import load_keyring
     from chatgate.vault.service import Vault
 
@@ -120,6 +121,7 @@ async def _rotate_keys(settings: Settings, batch: int) -> None:
         await vault.start()
         rewrapped = await vault.rotate(batch)
         sealed = await seal_stored(database, vault, batch=batch)
+        sealed += await seal_stored_responses(database, vault, batch=batch)
     finally:
         await database.close()
     print(f"{rewrapped} data keys re-wrapped under {ring.newest!r}; {sealed} rows sealed")
