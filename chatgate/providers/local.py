@@ -2,6 +2,9 @@
 
 Inference runs in a dedicated thread pool, never on the event loop. A semaphore bounds how many
 answers run at once; a request that waits longer than `queue_timeout` for a slot gets EngineBusy.
+
+Structured output is llama.cpp's grammar-constrained sampling (providers/grammar.py): the answer
+can only be JSON that the asked schema accepts. A plain answer is sampled with no grammar.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from chatgate.providers.base import (
     ProviderError,
     Usage,
 )
+from chatgate.providers.features import UnsupportedParameter
+from chatgate.providers.grammar import json_grammar, parses
 
 log = logging.getLogger("chatgate.providers.local")
 BUNDLED_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -78,7 +83,40 @@ def _plain_weight_buffers() -> Iterator[None]:
             native.llama_model_default_params = defaults
 
 
+def sampling_options(request: CompletionRequest, grammar: str | None) -> dict[str, Any]:
+    """`create_chat_completion`'s arguments for what the request sets beyond its messages, and
+    none it does not set: llama.cpp's own defaults then apply, as before these existed."""
+    from llama_cpp import LlamaGrammar
+
+    options: dict[str, Any] = {}
+    if grammar is not None:
+        options["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+    if request.stop:
+        options["stop"] = list(request.stop)
+    for name in ("seed", "top_p", "presence_penalty", "frequency_penalty"):
+        if (value := getattr(request, name)) is not None:
+            options[name] = value
+    return options
+
+
 class LocalProvider:
+    # What llama.cpp does for a chat: structured output through its JSON-schema grammar, and
+    # the sampling parameters. No tools (SmolLM2 with llama.cpp's chatml-function-calling calls
+    # them for questions that need none), images or audio; no logprobs (they need the model
+    # loaded with logits_all, which keeps every token's logits: the process's memory doubles,
+    # up to 400 MiB more at n_ctx 2048); no `n` (each choice a whole answer more in its slot).
+    honours = frozenset(
+        {
+            "response_format.json_object",
+            "response_format.json_schema",
+            "stop",
+            "seed",
+            "top_p",
+            "presence_penalty",
+            "frequency_penalty",
+        }
+    )
+
     def __init__(self, config: ProviderConfig) -> None:
         self.id = config.id
         self.config = config
@@ -130,6 +168,10 @@ class LocalProvider:
         return await loop.run_in_executor(self._counter, self.count_tokens, text)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        # Before a slot is taken: a schema llama.cpp cannot honour is refused at once.
+        grammar = json_grammar(request.response_format, engine=self.id)
+        if grammar is not None and not parses(grammar, self._llm):
+            raise UnsupportedParameter("response_format.json_schema", self.id)
         try:
             async with asyncio.timeout(self.config.queue_timeout):
                 await self._slots.acquire()
@@ -141,7 +183,9 @@ class LocalProvider:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
-        job = loop.run_in_executor(self._executor, self._generate, request, loop, events, stop)
+        job = loop.run_in_executor(
+            self._executor, self._generate, request, grammar, loop, events, stop
+        )
         # The slot frees when the thread really ends, however this generator ends.
         job.add_done_callback(lambda _: self._slots.release())
         completion_tokens = 0
@@ -167,6 +211,7 @@ class LocalProvider:
     def _generate(
         self,
         request: CompletionRequest,
+        grammar: str | None,
         loop: asyncio.AbstractEventLoop,
         events: asyncio.Queue[tuple[str, Any]],
         stop: threading.Event,
@@ -181,6 +226,7 @@ class LocalProvider:
                 max_tokens=request.max_tokens,
                 temperature=request.temperature if request.temperature is not None else 0.7,
                 stream=True,
+                **sampling_options(request, grammar),
             )
             for piece in pieces:
                 if stop.is_set():
