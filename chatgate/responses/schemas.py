@@ -10,6 +10,7 @@ accepted; `metadata` is given back on the response."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -151,8 +152,22 @@ class JsonSchemaFormat(BaseModel):
     strict: bool | None = None
 
 
+class OtherFormat(BaseModel):
+    """A format chatgate has no engine for: refused (by a callable discriminator, whose error
+    does not repeat the client's tag as pydantic's own would)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+_FORMATS = ("text", "json_object", "json_schema")
+
 TextFormat = Annotated[
-    TextFormatPlain | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")
+    Annotated[TextFormatPlain, Tag("text")]
+    | Annotated[JsonObjectFormat, Tag("json_object")]
+    | Annotated[JsonSchemaFormat, Tag("json_schema")]
+    | Annotated[OtherFormat, Tag("other")],
+    Discriminator(lambda v: _field(v, "type") if _field(v, "type") in _FORMATS else "other"),
 ]
 
 
@@ -161,6 +176,9 @@ class TextConfig(BaseModel):
 
     format: TextFormat = Field(default_factory=lambda: TextFormatPlain(type="text"))
 
+
+# What a type named in a refusal looks like when it is OpenAI's (web_search_preview, input_file…).
+_KNOWN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 # Parameters of OpenAI's Responses API that change the answer and that chatgate cannot honour,
 # refused by name when sent with a value (a false, null or empty one is the default, taken).
@@ -193,7 +211,9 @@ class ResponseRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     text: TextConfig | None = None
-    metadata: dict[str, Annotated[str, Field(max_length=512)]] | None = Field(None, max_length=16)
+    # Checked whole (`_consistent`): an error's location would otherwise name a key, which is
+    # the client's own text.
+    metadata: dict[str, str] | None = None
     user: str | None = Field(None, max_length=255)
     truncation: Literal["auto", "disabled"] | None = None
 
@@ -203,12 +223,18 @@ class ResponseRequest(BaseModel):
             raise ValueError("NUL (U+0000) is not text that every backend can store")
         if isinstance(self.input, list) and not self.input:
             raise ValueError("input holds no items")
+        metadata = self.metadata or {}
+        if len(metadata) > 16 or any(
+            len(k) > 64 or len(v) > 512 or "\x00" in k + v for k, v in metadata.items()
+        ):
+            raise ValueError(
+                "metadata holds at most 16 pairs, keys of at most 64 characters and values of "
+                "at most 512"
+            )
         if isinstance(self.tool_choice, FunctionChoice):
             names = {t.name for t in self.tools or () if isinstance(t, FunctionTool)}
             if self.tool_choice.name not in names:
-                raise ValueError(
-                    f"tool_choice names {self.tool_choice.name!r}, not one of the tools"
-                )
+                raise ValueError("tool_choice names a function that is not one of the tools")
         return self
 
     @property
@@ -216,6 +242,15 @@ class ResponseRequest(BaseModel):
         return self.store is not False
 
     def refused(self) -> str | None:
+        """The first parameter, tool, item or part sent that chatgate refuses, by name; a name
+        that is none of OpenAI's is `unknown` (it is the client's text, not repeated)."""
+        found = self._refused()
+        if found is None:
+            return None
+        head, _, kind = found.partition(".")
+        return found if not kind or _KNOWN_NAME.fullmatch(kind) else f"{head}.unknown"
+
+    def _refused(self) -> str | None:
         """The first parameter, tool, item or part sent that chatgate refuses, by name."""
         extra = self.model_extra or {}
         for name in REFUSED:
@@ -223,6 +258,8 @@ class ResponseRequest(BaseModel):
                 return name
         if self.text is not None and (self.text.model_extra or {}).get("verbosity") is not None:
             return "text.verbosity"
+        if self.text is not None and isinstance(self.text.format, OtherFormat):
+            return "text.format"
         for tool in self.tools or ():
             if isinstance(tool, OtherTool):
                 return f"tools.{tool.type}"

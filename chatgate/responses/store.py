@@ -32,14 +32,15 @@ from chatgate.responses.models import StoredResponse
 class ResponseNotFound(NotFound):
     code = "response_not_found"
 
-    def __init__(self, response_id: str, *, param: str | None = None) -> None:
-        # OpenAI's words; another user's response is as unknown as a missing one.
+    def __init__(self, *, param: str | None = None) -> None:
+        # Another user's response is as unknown as a missing one. The message does not repeat
+        # the id asked for (docs/api.md, "Error codes").
         self.param = param
         if param is None:
-            super().__init__(f"Response with id {response_id!r} not found.")
+            super().__init__("no stored response of yours has this id")
         else:
             super().__init__(
-                f"Previous response with id {response_id!r} not found.",
+                "previous_response_id names no stored response of yours",
                 code="previous_response_not_found",
             )
 
@@ -68,7 +69,7 @@ class StoredMessage:
 async def owned_response(db: AsyncSession, *, user: User, response_id: str) -> StoredResponse:
     row = await db.get(StoredResponse, response_id)
     if row is None or row.user_id != user.id:
-        raise ResponseNotFound(response_id)
+        raise ResponseNotFound()
     return row
 
 
@@ -76,7 +77,7 @@ async def earlier_turns(db: AsyncSession, *, user: User, response_id: str) -> Ea
     """The conversation up to and including the caller's response `response_id`."""
     row = await db.get(StoredResponse, response_id)
     if row is None or row.user_id != user.id:
-        raise ResponseNotFound(response_id, param="previous_response_id")
+        raise ResponseNotFound(param="previous_response_id")
     session = await db.get(ChatSession, row.session_id)
     assert session is not None  # a response goes with its session (ON DELETE CASCADE)
     others = await _other_branches(db, row)

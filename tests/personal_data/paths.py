@@ -136,6 +136,43 @@ def other_front_doors(probe: Probe) -> None:
         probe.keep("qa", http.post("/v1/qa", json={"question": TEXT, "assistant_id": "echo"}))
 
 
+def responses_api(probe: Probe) -> None:
+    """OpenAI's Responses API: stored, continued, streamed, read back, failing, deleted; a
+    failed stream's `error` (its response's partial output is the caller's own) kept."""
+    with probe.client() as http:
+        first = probe.keep("response", http.post(
+            "/v1/responses", json={"model": "echo", "input": TEXT, "instructions": TEXT}
+        )).json()  # fmt: skip
+        body = {"model": "echo", "input": TEXT, "previous_response_id": first["id"]}
+        probe.keep("continued response", http.post("/v1/responses", json=body))
+        for directive in ("", " [[die-after 2]]"):
+            streamed = {"model": "echo", "input": TEXT + directive, "stream": True}
+            with http.stream("POST", "/v1/responses", json=streamed) as r:
+                r.read()
+                probe.keep_stream("streamed response", r)
+                for line in r.text.splitlines():
+                    if line.startswith("data: ") and '"response.failed"' in line:
+                        error = json.loads(line[6:])["response"]["error"]
+                        probe.error_bodies.append(("failed response (stream)", json.dumps(error)))
+        probe.keep("failing response", http.post(
+            "/v1/responses", json={"model": "echo", "input": f"{TEXT} [[status 500]]"}
+        ))  # fmt: skip
+        probe.keep("stored response", http.get(f"/v1/responses/{first['id']}"))
+        probe.keep("input items", http.get(f"/v1/responses/{first['id']}/input_items"))
+        for what in (EMAIL, PHONE):
+            probe.keep("unknown response", http.get(f"/v1/responses/{what}"))
+            probe.keep("unknown previous response", http.post("/v1/responses", json={
+                "model": "echo", "input": TEXT, "previous_response_id": what,
+            }))  # fmt: skip
+            probe.keep("unknown response model", http.post(
+                "/v1/responses", json={"model": what, "input": TEXT}
+            ))  # fmt: skip
+        probe.keep("refused tool", http.post("/v1/responses", json={
+            "model": "echo", "input": TEXT, "tools": [{"type": EMAIL}],
+        }))  # fmt: skip
+        probe.keep("deleted response", http.delete(f"/v1/responses/{first['id']}"))
+
+
 def guard_blocks(probe: Probe) -> None:
     """Personal data refused (pii: block) and an injection refused, on every front door."""
     with probe.client() as http:
@@ -270,6 +307,6 @@ def unknown_ids(probe: Probe) -> None:
 
 
 EVERY_PATH = (
-    chat_turns, other_front_doors, guard_blocks, invalid_requests, too_long, engine_failures,
-    rate_limited, unknown_ids,
+    chat_turns, other_front_doors, responses_api, guard_blocks, invalid_requests, too_long,
+    engine_failures, rate_limited, unknown_ids,
 )  # fmt: skip

@@ -169,6 +169,9 @@ def test_a_conversation_keeps_its_model(alice: Client) -> None:
         ({"tools": [{"type": "web_search"}]}, "tools.web_search"),
         ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools.file_search"),
         ({"reasoning": {"effort": "low"}}, "reasoning"),
+        # A type that is none of OpenAI's is the client's own text: not repeated.
+        ({"tools": [{"type": "li.wei@example.com"}]}, "tools.unknown"),
+        ({"text": {"format": {"type": "li.wei@example.com"}}}, "text.format"),
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"background": True}, "background"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input.item_reference"),
@@ -235,3 +238,14 @@ def test_an_image_reaches_the_engine_and_is_kept_as_a_mark(gateway: Gateway, ali
     with pytest.raises(openai.BadRequestError) as info:
         alice.sdk.responses.create(model="echo", input=not_an_image)
     assert info.value.code == "invalid_image_url"
+
+
+def test_bad_metadata_is_refused_without_repeating_it(alice: Client) -> None:
+    key = "li.wei@example.com"
+    with pytest.raises(openai.BadRequestError) as info:
+        alice.sdk.responses.create(model="echo", input="x", metadata={key: "v" * 513})
+    assert info.value.code == "invalid_request"
+    assert key not in info.value.response.text
+    with pytest.raises(openai.NotFoundError) as unknown:
+        alice.sdk.responses.retrieve(key)
+    assert key not in unknown.value.response.text
