@@ -10,6 +10,7 @@ from functools import partial
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from chatgate.anthropic_compat.router import router as anthropic_router
 from chatgate.assistants.router import admin_router
 from chatgate.assistants.router import router as assistants_router
 from chatgate.audit.router import router as audit_router
@@ -26,11 +27,13 @@ from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
 from chatgate.knowledge.ingest import recover_interrupted_ingestions
 from chatgate.knowledge.router import router as knowledge_router
 from chatgate.observability.tracing import Tracing, TracingMiddleware
+from chatgate.openai_compat.embeddings.router import router as embeddings_router
 from chatgate.openai_compat.lane import ChatCompletions
 from chatgate.openai_compat.router import router as openai_router
 from chatgate.privacy.router import router as privacy_router
 from chatgate.qa.router import router as qa_router
 from chatgate.ratelimit.service import RateLimiter
+from chatgate.responses.router import router as responses_router
 from chatgate.runtime import Runtime, open_runtime
 
 log = logging.getLogger("chatgate")
@@ -93,6 +96,9 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     document_lanes(app, lanes)
     # Routes are matched in this order: the busiest first.
     app.include_router(openai_router)
+    app.include_router(responses_router)
+    app.include_router(embeddings_router)
+    app.include_router(anthropic_router)
     app.include_router(chat_router)
     app.include_router(qa_router)
     app.include_router(assistants_router)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from chatgate.core.errors import AppError
+from chatgate.core.errors import AppError, problem
 from chatgate.core.responses import JSONBytes
 from chatgate.core.tracing import current_trace_id
 
@@ -73,7 +73,7 @@ def _invalid(errors: Sequence[Any]) -> dict[str, Any]:
         return error_body(400, "invalid_json", "the request body is not valid JSON")
     worst: dict[str, Any] = max(errors, key=lambda err: len(err.get("loc", ())), default={})
     where = ".".join(_place(worst.get("loc", ()))) or "body"
-    return error_body(400, "invalid_request", f"{where}: {worst.get('msg')}", param=where)
+    return error_body(400, "invalid_request", f"{where}: {problem(worst)}", param=where)
 
 
 def _place(loc: Sequence[Any]) -> list[str]:

@@ -88,9 +88,18 @@ _STATUS_CODES = {
 }
 
 
+def problem(err: dict[str, Any]) -> str:
+    """What is wrong with a field, never repeating what the client sent there (pydantic's
+    message for an unknown tag of a tagged union, e.g. a message's `role`, quotes the tag)."""
+    if err.get("type") == "union_tag_invalid":
+        expected = (err.get("ctx") or {}).get("expected_tags", "")
+        return f"not one of the expected values ({expected})"
+    return str(err.get("msg", "invalid"))
+
+
 def _describe(err: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"
-    return f"{where}: {err.get('msg', 'invalid')}"
+    return f"{where}: {problem(err)}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -106,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 error_body("invalid_json", "the request body is not valid JSON"), status_code=400
             )
         details = [
-            {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg")}
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": problem(err)}
             for err in errors
         ]
         message = "; ".join(_describe(err) for err in errors[:5])

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from chatgate.core.errors import AppError
+from chatgate.core.errors import AppError, problem
 from chatgate.core.responses import JSONBytes
 from chatgate.core.tracing import current_trace_id
 
@@ -60,7 +60,7 @@ def _invalid(errors: Sequence[Any]) -> JSONBytes:
         return openai_error(400, "invalid_json", "the request body is not valid JSON")
     first = errors[0] if errors else {}
     param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-    return openai_error(400, "invalid_request", f"{param}: {first.get('msg')}", param=param)
+    return openai_error(400, "invalid_request", f"{param}: {problem(first)}", param=param)
 
 
 class OpenAIErrorRoute(APIRoute):

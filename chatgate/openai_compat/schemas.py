@@ -174,6 +174,13 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("stop takes at most 4 sequences")
         if self.top_logprobs is not None and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs: true")
+        called: set[str] = set()
+        for message in self.messages:
+            if isinstance(message, AssistantMessage):
+                called.update(call.id for call in message.tool_calls or ())
+            elif isinstance(message, ToolMessage) and message.tool_call_id not in called:
+                # As OpenAI: a tool message answers a call of an earlier assistant message.
+                raise ValueError("a tool message must answer a tool call made before it")
         if isinstance(self.tool_choice, NamedToolChoice):
             names = {tool.function.name for tool in self.tools or ()}
             if (name := self.tool_choice.function.name) not in names:
