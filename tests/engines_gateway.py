@@ -41,6 +41,7 @@ def _assistant(assistant_id: str, provider: str, **fields: Any) -> AssistantConf
         "system_prompt": f"You are {assistant_id}.",
         "max_context_tokens": 8000,
         "max_answer_tokens": 200,
+        "temperature": 0.5,
         "guards": GUARDS_OFF,
         **fields,
     }

@@ -18,7 +18,7 @@ from chatgate.anthropic_compat.service import message_id, stop_reason, tool_use_
 from chatgate.core.errors import AppError
 from chatgate.dialects.answer import AnswerSoFar
 from chatgate.dialects.call import EngineCall
-from chatgate.openai_compat.service import answer_marks, citation_marks
+from chatgate.dialects.marks import answer_marks, citation_marks
 from chatgate.providers.base import Chunk, ProviderError
 from chatgate.providers.messages import ToolCallDelta
 

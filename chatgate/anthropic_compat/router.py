@@ -15,9 +15,9 @@ from chatgate.anthropic_compat.errors import AnthropicErrorRoute, request_id
 from chatgate.anthropic_compat.events import message_events
 from chatgate.anthropic_compat.schemas import CountTokensRequest, MessagesRequest
 from chatgate.anthropic_compat.service import complete, open_message_call
-from chatgate.core.errors import AppError
-from chatgate.core.responses import SSE_HEADERS, JSONBytes
-from chatgate.openai_compat.service import answer_headers
+from chatgate.core.responses import JSONBytes
+from chatgate.dialects.marks import answer_headers
+from chatgate.dialects.stream import open_stream
 from chatgate.providers.fallback import Provenance
 
 router = APIRouter(prefix="/v1", tags=["anthropic"], route_class=AnthropicErrorRoute)
@@ -57,16 +57,11 @@ async def create_message(request: Request, user: Caller, parts: RuntimeParts) ->
         marks = Provenance(message["chatgate_provider"], message["chatgate_fallback"])
         headers = {**answer_headers(marks), **call.guard.marks, **request_id()}
         return JSONBytes(message, headers=headers)
-    chunks = call.provider.stream(call.request)
-    # The first piece comes before the headers, so an engine that fails early gets its status.
-    first = await anext(chunks, None)
-    if first is None:
-        raise AppError("the engine returned no answer", code="upstream_error", status=502)
-    source = Provenance(call.provider.id)
-    source.see(first)
+    first, chunks, headers = await open_stream(call)
     events = message_events(first, chunks, call=call, model=model)
-    headers = {**SSE_HEADERS, **answer_headers(source), **call.guard.marks, **request_id()}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={**headers, **request_id()}
+    )
 
 
 @router.post(

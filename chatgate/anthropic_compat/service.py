@@ -15,7 +15,8 @@ from chatgate.core.parts import Parts
 from chatgate.core.tracing import random_hex
 from chatgate.dialects.answer import AnswerSoFar
 from chatgate.dialects.call import EngineCall, open_call
-from chatgate.openai_compat.service import answer_marks, citation_marks
+from chatgate.dialects.marks import answer_marks, citation_marks
+from chatgate.dialects.stream import whole_answer
 from chatgate.providers.base import ProviderError
 from chatgate.providers.features import UnsupportedParameter
 from chatgate.providers.messages import ToolCall
@@ -78,10 +79,7 @@ def tool_input(call: ToolCall, engine: str) -> dict[str, Any]:
 
 async def complete(call: EngineCall, *, model: str) -> dict[str, Any]:
     """The whole answer as one Anthropic `message`."""
-    answer = AnswerSoFar(call.provider.id)
-    async for chunk in call.provider.stream(call.request):
-        answer.see(chunk)
-    await call.meter.charge(answer.usage, answer.text)
+    answer = await whole_answer(call)
     choice = answer.choice(0)
     content: list[dict[str, Any]] = []
     if choice.text:

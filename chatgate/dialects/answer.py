@@ -9,7 +9,7 @@ from typing import Any
 
 from chatgate.providers.base import Chunk, Usage
 from chatgate.providers.fallback import Provenance
-from chatgate.providers.features import ToolCall, ToolCallDelta
+from chatgate.providers.messages import ToolCall, ToolCallDelta
 
 
 @dataclass(slots=True)

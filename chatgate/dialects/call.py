@@ -29,7 +29,8 @@ from chatgate.core.tracing import current_trace_id
 from chatgate.guards.service import GuardOutcome, Origin, guard_texts, inspect_off_loop
 from chatgate.knowledge.retrieval import Retriever
 from chatgate.providers.base import ChatTurn, CompletionRequest, Provider, Usage
-from chatgate.providers.features import AudioPart, ImagePart, TextPart, require_honoured
+from chatgate.providers.features import require_honoured
+from chatgate.providers.messages import AudioPart, ImagePart, TextPart
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 
@@ -123,7 +124,7 @@ async def open_call(
         model=assistant.model,
         messages=[*system, *kept],
         max_tokens=min(wanted, assistant.max_answer_tokens),
-        temperature=asked.temperature if asked.temperature is not None else assistant.temperature,
+        temperature=_temperature(asked, assistant),
         user=user.id,
         trace_id=current_trace_id() or None,
         assistant_id=assistant.id,
@@ -132,6 +133,14 @@ async def open_call(
     meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)
     await meter.admit()
     return EngineCall(assistant, provider, request, meter, guard, grounding.citations())
+
+
+def _temperature(asked: CompletionRequest, assistant: Assistant) -> float | None:
+    """The client's, else the assistant's; none added to a client's `top_p`: a client that
+    samples by top_p chooses how (Anthropic's newer models refuse both at once)."""
+    if asked.temperature is not None or asked.top_p is not None:
+        return asked.temperature
+    return assistant.temperature
 
 
 async def _fixed_tokens(

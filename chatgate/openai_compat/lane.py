@@ -18,11 +18,13 @@ from chatgate.auth.deps import request_user
 from chatgate.auth.service import User
 from chatgate.core.errors import AppError, TooLarge
 from chatgate.core.parts import Parts, parts_of
-from chatgate.core.responses import SSE_HEADERS, JSONBytes
+from chatgate.core.responses import JSONBytes
 from chatgate.dialects.call import open_call
+from chatgate.dialects.marks import answer_headers
+from chatgate.dialects.stream import open_stream
 from chatgate.openai_compat.errors import openai_failure
 from chatgate.openai_compat.schemas import ChatCompletionRequest
-from chatgate.openai_compat.service import answer_headers, complete, completion_events
+from chatgate.openai_compat.service import complete, completion_events
 from chatgate.openai_compat.translate import engine_request
 from chatgate.providers.fallback import Provenance
 
@@ -84,17 +86,9 @@ async def _answer(body: ChatCompletionRequest, user: User, parts: Parts) -> Resp
         reply = await complete(call, model=model)
         marks = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
         return JSONBytes(reply, headers={**answer_headers(marks), **call.guard.marks})
-    chunks = call.provider.stream(call.request)
-    # The first piece comes before the headers, so an engine that fails early gets its status.
-    first = await anext(chunks, None)
-    if first is None:
-        raise AppError("the engine returned no answer", code="upstream_error", status=502)
-    # The fallback chain's first piece already comes from the engine (or answer) that answers.
-    source = Provenance(call.provider.id)
-    source.see(first)
+    first, chunks, headers = await open_stream(call)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = completion_events(first, chunks, call=call, model=model, include_usage=include_usage)
-    headers = {**SSE_HEADERS, **answer_headers(source), **call.guard.marks}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 

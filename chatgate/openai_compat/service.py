@@ -15,27 +15,15 @@ from chatgate.core.errors import AppError
 from chatgate.core.tracing import current_trace_id, random_hex
 from chatgate.dialects.answer import AnswerSoFar, Choice, openai_finish_reason
 from chatgate.dialects.call import EngineCall
+from chatgate.dialects.marks import answer_marks, citation_marks
+from chatgate.dialects.stream import whole_answer
 from chatgate.providers.base import Chunk, ProviderError
-from chatgate.providers.fallback import Provenance
 
 log = logging.getLogger("chatgate.openai_compat")
 
 
 def completion_id() -> str:
     return "chatcmpl-" + random_hex(24)
-
-
-def answer_marks(source: Provenance) -> dict[str, Any]:
-    """chatgate's own fields on a completion: the engine that answered (null for the
-    assistant's canned answer) and whether that was a fallback."""
-    return {"chatgate_fallback": source.fallback, "chatgate_provider": source.provider}
-
-
-def answer_headers(source: Provenance) -> dict[str, str]:
-    headers = {"X-Chatgate-Fallback": "true" if source.fallback else "false"}
-    if source.provider:
-        headers["X-Chatgate-Provider"] = source.provider
-    return headers
 
 
 def _message(choice: Choice) -> dict[str, Any]:
@@ -52,10 +40,7 @@ def _message(choice: Choice) -> dict[str, Any]:
 
 
 async def complete(call: EngineCall, *, model: str) -> dict[str, Any]:
-    answer = AnswerSoFar(call.provider.id)
-    async for chunk in call.provider.stream(call.request):
-        answer.see(chunk)
-    await call.meter.charge(answer.usage, answer.text)
+    answer = await whole_answer(call)
     return {
         "id": completion_id(),
         "object": "chat.completion",
@@ -76,12 +61,6 @@ async def complete(call: EngineCall, *, model: str) -> dict[str, Any]:
         **answer_marks(answer.source),
         **citation_marks(call),
     }
-
-
-def citation_marks(call: EngineCall) -> dict[str, Any]:
-    """chatgate's own field for an assistant with knowledge bases: the passages the engine was
-    shown, numbered as the answer cites them ([1], [2]…), as API.md's `Citation`s."""
-    return {"chatgate_citations": call.citations} if call.assistant.knowledge_bases else {}
 
 
 def _delta_calls(chunk: Chunk) -> list[dict[str, Any]]:

@@ -17,15 +17,8 @@ from chatgate.openai_compat.schemas import (
     UserMessage,
 )
 from chatgate.providers.base import ChatTurn, CompletionRequest
-from chatgate.providers.features import (
-    AudioPart,
-    ContentPart,
-    ImagePart,
-    TextPart,
-    Tool,
-    ToolCall,
-    UnsupportedParameter,
-)
+from chatgate.providers.features import UnsupportedParameter
+from chatgate.providers.messages import AudioPart, ContentPart, ImagePart, TextPart, Tool, ToolCall
 
 
 def engine_request(body: ChatCompletionRequest) -> CompletionRequest:

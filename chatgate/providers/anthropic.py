@@ -25,8 +25,8 @@ from chatgate.providers.base import (
     ProviderUnavailable,
     Usage,
 )
-from chatgate.providers.features import ToolCallDelta
 from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
+from chatgate.providers.messages import ToolCallDelta
 
 # Anthropic's stop reasons in the OpenAI vocabulary the rest of chatgate speaks.
 _FINISH_REASONS = {

@@ -15,7 +15,8 @@ import orjson
 
 from chatgate.core.errors import AppError
 from chatgate.providers.base import ChatTurn, CompletionRequest
-from chatgate.providers.features import AudioPart, ImagePart, TextPart, UnsupportedParameter
+from chatgate.providers.features import UnsupportedParameter
+from chatgate.providers.messages import AudioPart, ImagePart, TextPart
 
 Content = str | list[dict[str, Any]]
 

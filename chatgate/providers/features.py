@@ -7,8 +7,8 @@ its request into these shapes; every engine translates them into its own API, or
 declare the parameter in `honours`, and the request is refused by name (`unsupported_parameter`)
 instead of being answered as if the parameter had not been sent.
 
-The shapes live in `providers/messages.py` (re-exported here); `tool_choice` and
-`response_format` are OpenAI's own values.
+The shapes are `providers/messages.py`'s; `tool_choice` and `response_format` are OpenAI's own
+values.
 """
 
 from __future__ import annotations
@@ -17,30 +17,7 @@ from collections.abc import Iterable
 
 from chatgate.core.errors import AppError
 from chatgate.providers.base import CompletionRequest
-from chatgate.providers.messages import (
-    AudioPart,
-    ContentPart,
-    ImagePart,
-    TextPart,
-    Tool,
-    ToolCall,
-    ToolCallDelta,
-)
-
-__all__ = [
-    "PARAMETERS",
-    "AudioPart",
-    "ContentPart",
-    "ImagePart",
-    "TextPart",
-    "Tool",
-    "ToolCall",
-    "ToolCallDelta",
-    "UnsupportedParameter",
-    "first_unhonoured",
-    "parameters_used",
-    "require_honoured",
-]
+from chatgate.providers.messages import AudioPart, ImagePart
 
 
 class UnsupportedParameter(AppError):

@@ -21,7 +21,7 @@ from chatgate.core.errors import AppError
 from chatgate.core.tracing import current_trace_id
 from chatgate.dialects.answer import AnswerSoFar
 from chatgate.providers.base import Chunk, ProviderError, Usage
-from chatgate.providers.features import ToolCall, ToolCallDelta
+from chatgate.providers.messages import ToolCall, ToolCallDelta
 from chatgate.responses import objects
 from chatgate.responses.objects import Draft, ItemStatus, Status
 

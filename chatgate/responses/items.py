@@ -9,7 +9,7 @@ from typing import Any
 
 from chatgate.core.errors import AppError
 from chatgate.providers.base import ChatTurn, CompletionRequest
-from chatgate.providers.features import ContentPart, ImagePart, TextPart, Tool, ToolCall
+from chatgate.providers.messages import ContentPart, ImagePart, TextPart, Tool, ToolCall
 from chatgate.responses.schemas import (
     ContentPart as PartIn,
 )

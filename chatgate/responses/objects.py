@@ -11,7 +11,7 @@ from typing import Any, Literal
 from chatgate.core.tracing import random_hex
 from chatgate.providers.base import Usage
 from chatgate.providers.fallback import Provenance
-from chatgate.providers.features import ToolCall
+from chatgate.providers.messages import ToolCall
 from chatgate.responses import items
 from chatgate.responses.schemas import FunctionChoice, ResponseRequest
 

@@ -12,11 +12,11 @@ from starlette.responses import StreamingResponse
 
 from chatgate.auth.deps import CurrentUser
 from chatgate.core.deps import DbSession
-from chatgate.core.errors import AppError
 from chatgate.core.parts import parts_of
-from chatgate.core.responses import SSE_HEADERS, JSONBytes
+from chatgate.core.responses import JSONBytes
+from chatgate.dialects.marks import answer_headers
+from chatgate.dialects.stream import open_stream
 from chatgate.openai_compat.errors import OpenAIErrorRoute, openai_failure
-from chatgate.openai_compat.service import answer_headers
 from chatgate.providers.fallback import Provenance
 from chatgate.responses import service, store
 from chatgate.responses.input_items import Order, input_items
@@ -55,15 +55,8 @@ async def create_response(request: Request, user: CurrentUser) -> Response:
         reply = await service.answer_whole(parts, prep)
         source = Provenance(reply["chatgate_provider"], reply["chatgate_fallback"])
         return JSONBytes(reply, headers={**answer_headers(source), **marks})
-    chunks = prep.call.provider.stream(prep.call.request)
-    # The first piece comes before the headers, so an engine that fails early gets its status.
-    first = await anext(chunks, None)
-    if first is None:
-        raise AppError("the engine returned no answer", code="upstream_error", status=502)
-    source = Provenance(prep.call.provider.id)
-    source.see(first)
+    first, chunks, headers = await open_stream(prep.call)
     events = service.answer_stream(parts, prep, first, chunks)
-    headers = {**SSE_HEADERS, **answer_headers(source), **marks}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 

@@ -23,8 +23,10 @@ from chatgate.core.parts import Parts
 from chatgate.core.tracing import current_trace_id
 from chatgate.dialects.answer import AnswerSoFar
 from chatgate.dialects.call import EngineCall, open_call
+from chatgate.dialects.stream import whole_answer
 from chatgate.providers.base import ChatTurn, Chunk, Usage
-from chatgate.providers.features import ToolCall, UnsupportedParameter
+from chatgate.providers.features import UnsupportedParameter
+from chatgate.providers.messages import ToolCall
 from chatgate.responses import items, objects, store
 from chatgate.responses.events import Ending, response_events
 from chatgate.responses.objects import Draft, ItemStatus
@@ -115,10 +117,7 @@ def _with_ids(calls: list[ToolCall]) -> list[ToolCall]:
 
 async def answer_whole(parts: Parts, prep: Prepared) -> dict[str, Any]:
     call, draft = prep.call, prep.draft
-    answer = AnswerSoFar(call.provider.id)
-    async for chunk in call.provider.stream(call.request):
-        answer.see(chunk)
-    await call.meter.charge(answer.usage, answer.text)
+    answer = await whole_answer(call)
     choice = answer.choice(0)
     calls = _with_ids(choice.tool_calls)
     status = objects.finished(choice.finish_reason)

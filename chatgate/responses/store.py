@@ -25,7 +25,7 @@ from chatgate.core.errors import NotFound
 from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.providers.base import ChatTurn
-from chatgate.providers.features import ToolCall
+from chatgate.providers.messages import ToolCall
 from chatgate.responses.models import StoredResponse
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chatgate.openai_compat.lane import MAX_BODY_BYTES as CONVERSATION_BYTES
 from tests.conftest import Caller, Gateway, assert_error
 
 MIB = 1024 * 1024
@@ -32,7 +33,7 @@ async def test_the_completions_lane_takes_a_larger_body_up_to_its_own_cap(
 ) -> None:
     conversation = b'{"model": "echo", "messages": [{"role": "user", "content": "'
     between = conversation + b"y" * (2 * MIB) + b'"}]}'
-    over = conversation + b"y" * (5 * MIB) + b'"}]}'
+    over = conversation + b"y" * (CONVERSATION_BYTES + MIB) + b'"}]}'
     headers = {"Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         # The lane checks credentials before it reads a byte of the body.
@@ -125,10 +126,11 @@ async def test_json_types_and_bodiless_posts_pass(alice: Caller) -> None:
 
 
 async def test_a_chunked_body_on_the_lane_is_cut_off_at_the_lanes_cap(alice: Caller) -> None:
-    # With a token, the lane reads the body: it is cut off past 4 MiB, as it streams in.
+    # With a token, the lane reads the body: it is cut off past its cap, as it streams in.
     token = alice.http.headers["Authorization"]
+    chunks = CONVERSATION_BYTES // MIB + 8
     answer = await _post_chunked(
-        str(alice.http.base_url), "/v1/chat/completions", chunks=64, size=MIB // 8,
+        str(alice.http.base_url), "/v1/chat/completions", chunks=chunks, size=MIB,
         headers={"Authorization": token},
     )  # fmt: skip
     head, _, body = answer.partition(b"\r\n\r\n")

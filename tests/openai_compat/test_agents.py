@@ -278,3 +278,14 @@ def test_langchain_runs_a_two_step_tool_loop(engines: EnginesGateway, model: str
     final = llm.invoke(messages)
     assert not final.tool_calls
     assert "rain in" in str(final.content)
+
+
+def test_a_clients_top_p_gets_no_temperature_added(engines: EnginesGateway) -> None:
+    """The assistant's temperature goes with a request that sets neither, not with a client's
+    top_p (Anthropic's newer models refuse both at once)."""
+    sdk = client(engines)
+    sdk.chat.completions.create(model="claude", messages=ask("hi"), top_p=0.5)
+    sent = engines.anthropic.requests[-1]
+    assert sent["top_p"] == 0.5 and "temperature" not in sent
+    sdk.chat.completions.create(model="claude", messages=ask("hi"))
+    assert "temperature" in engines.anthropic.requests[-1]

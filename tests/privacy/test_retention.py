@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
 from chatgate.chat.models import ChatSession, Message
 from chatgate.core.time import utcnow
@@ -76,15 +76,24 @@ async def set_last_activity(database_url: str, session_ids: list[str], idle_days
 
 
 async def kept(database_url: str, session_ids: list[str]) -> set[str]:
-    """Which of these sessions are still there, each with its messages."""
+    """Which of these sessions are still there, each with its messages. One statement, so one
+    snapshot: two would straddle a run's commit while the job runs."""
     ids = [uuid.UUID(i) for i in session_ids]
+    holds_messages = exists().where(Message.session_id == ChatSession.id)
     async with read_database(database_url) as db:
-        sessions = set(await db.scalars(select(ChatSession.id).where(ChatSession.id.in_(ids))))
-        with_messages = set(
-            await db.scalars(select(Message.session_id).where(Message.session_id.in_(ids)))
-        )
-    assert sessions == with_messages, "a session went without its messages, or the other way"
-    return {str(i) for i in sessions}
+        rows = (
+            await db.execute(select(ChatSession.id, holds_messages).where(ChatSession.id.in_(ids)))
+        ).all()
+        orphans = (
+            await db.scalars(
+                select(Message.session_id)
+                .where(Message.session_id.in_(ids))
+                .where(~exists().where(ChatSession.id == Message.session_id))
+            )
+        ).all()
+    assert all(has for _, has in rows), "a session went without its messages"
+    assert not orphans, "messages outlived their session"
+    return {str(i) for i, _ in rows}
 
 
 async def run_now(url: str) -> tuple[int, dict[str, int]]:

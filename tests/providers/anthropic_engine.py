@@ -12,7 +12,7 @@ from typing import Any
 from chatgate.core.config import ProviderConfig, Timeouts
 from chatgate.providers.anthropic import AnthropicProvider
 from chatgate.providers.base import ChatTurn, CompletionRequest
-from chatgate.providers.features import Tool, ToolCall, ToolCallDelta
+from chatgate.providers.messages import Tool, ToolCall, ToolCallDelta
 from tests.doubles.anthropic_api import AnthropicDouble
 from tests.doubles.server import serve_app
 

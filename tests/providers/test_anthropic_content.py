@@ -14,7 +14,7 @@ import pytest
 from chatgate.core.errors import AppError
 from chatgate.providers.anthropic import AnthropicProvider
 from chatgate.providers.base import ChatTurn, ProviderError
-from chatgate.providers.features import ImagePart, TextPart
+from chatgate.providers.messages import ImagePart, TextPart
 from tests.providers.anthropic_engine import (
     API_KEY,
     KEY_ENV,

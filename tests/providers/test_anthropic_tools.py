@@ -13,8 +13,9 @@ import pytest
 from chatgate.core.errors import AppError
 from chatgate.providers.anthropic import AnthropicProvider
 from chatgate.providers.base import ChatTurn, ProviderError
-from chatgate.providers.features import TextPart, ToolCall, UnsupportedParameter
+from chatgate.providers.features import UnsupportedParameter
 from chatgate.providers.http import opaque_user
+from chatgate.providers.messages import TextPart, ToolCall
 from tests.providers.anthropic_engine import (
     API_KEY,
     KEY_ENV,

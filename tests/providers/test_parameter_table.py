@@ -15,15 +15,12 @@ from chatgate.providers.base import ChatTurn, CompletionRequest
 from chatgate.providers.dify import DifyProvider
 from chatgate.providers.features import (
     PARAMETERS,
-    AudioPart,
-    ImagePart,
-    TextPart,
-    Tool,
     UnsupportedParameter,
     parameters_used,
     require_honoured,
 )
 from chatgate.providers.local import LocalProvider
+from chatgate.providers.messages import AudioPart, ImagePart, TextPart, Tool
 from chatgate.providers.openai import OpenAIProvider
 
 API_MD = Path(__file__).parents[2] / "docs" / "api.md"
