@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """The pieces of chatgate's /v1/chat/completions hot path, timed one by one, in process.
 
-    .venv/bin/python bench/gateway/hotpath.py [--chatgate REF_OR_DIR]
+    .venv/bin/python bench/gateway/hotpath.py [--chatgate REF_OR_DIR] [--tools]
 
 Each figure is CPU microseconds per call (process CPU time, all threads, so work handed to a
 thread still counts), the best batch of several: the minimum is what the code costs, the rest
 is other work on a shared machine, so these figures hold still where run.py's latencies do not.
 Each line sets what chatgate does today beside the cheaper way a change would do it.
+
+With --tools, the pieces that a tool-calling request (run.py's, load.tools_body: two function
+tools with JSON-schema parameters, a conversation of four turns) makes dearer are timed with it
+and with the plain request: the body's validation, its translation, the engine call, and the
+whole request, plain and streamed.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import project_venv
 project_venv.enter(__file__)
 HERE = project_venv.HERE
 
+import load  # noqa: E402
 import servers  # noqa: E402
 from harness import JWT_AUDIENCE, bench_token, chatgate_source  # noqa: E402
 
@@ -70,6 +76,94 @@ def line(label: str, today: float, better: float | None = None, how: str = "") -
     if better is not None:
         text += f"   -> {better:7.1f} µs  {how}"
     print(text, flush=True)
+
+
+def versus(label: str, plain: float, tools: float) -> None:
+    """A piece timed with the plain request and with the tool-calling one."""
+    print(
+        f"  {label:<44} {plain:8.1f} µs plain   {tools:8.1f} µs tool call  "
+        f"({tools - plain:+7.1f} µs, {tools / plain:.2f}x)",
+        flush=True,
+    )
+
+
+def _bodies(stream: bool = False) -> tuple[bytes, bytes]:
+    """The plain and the tool-calling request of run.py, as sent."""
+    return (
+        json.dumps(load.request_body(stream=stream, number="1")).encode(),
+        json.dumps(load.tools_body(stream=stream, number="1")).encode(),
+    )
+
+
+def tool_pieces(loop: asyncio.AbstractEventLoop, port: int) -> None:
+    """The pieces of the request path that see the tools and the longer conversation."""
+    import dataclasses
+
+    from chatgate.core.config import ProviderConfig
+    from chatgate.openai_compat.schemas import ChatCompletionRequest
+    from chatgate.openai_compat.translate import engine_request
+    from chatgate.providers.base import ChatTurn
+    from chatgate.providers.openai import OpenAIProvider
+
+    print("tool-calling request against the plain one, piece by piece:")
+    plain, tools = _bodies()
+
+    def validate(body: bytes) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            for _ in range(n):
+                ChatCompletionRequest.model_validate_json(body)
+
+        return run
+
+    versus(
+        "body: model_validate_json",
+        cpu_per_call(validate(plain)),
+        cpu_per_call(validate(tools)),
+    )
+    parsed = [ChatCompletionRequest.model_validate_json(b) for b in (plain, tools)]
+
+    def translate(body: ChatCompletionRequest) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            for _ in range(n):
+                engine_request(body)
+
+        return run
+
+    versus(
+        "translate.engine_request",
+        cpu_per_call(translate(parsed[0])),
+        cpu_per_call(translate(parsed[1])),
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    provider = OpenAIProvider(ProviderConfig(id="upstream", type="openai", base_url=base))
+    loop.run_until_complete(provider.start())
+    system = ChatTurn("system", "You are a helpful assistant.")
+    for stream in (False, True):
+        requests = [
+            dataclasses.replace(
+                engine_request(p),
+                model="gpt-4o-mini",
+                messages=[system, *engine_request(p).messages],
+                max_tokens=64,
+                stream=stream,
+                trace_id="0af7651916cd43dd8448eb211c80319c",
+            )
+            for p in parsed
+        ]
+
+        def through_provider(request: Any) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                async for _ in provider.stream(request):
+                    pass
+
+            return run
+
+        versus(
+            "upstream call (OpenAIProvider.stream)" + (", streamed" if stream else ""),
+            acpu_per_call(loop, through_provider(requests[0])),
+            acpu_per_call(loop, through_provider(requests[1])),
+        )
+    loop.run_until_complete(provider.close())
 
 
 def thread_pool(loop: asyncio.AbstractEventLoop) -> None:
@@ -279,7 +373,9 @@ def _asgi_request(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> 
     return call()
 
 
-def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None:
+def whole_request(
+    loop: asyncio.AbstractEventLoop, port: int, out: Path, *, tools: bool = False
+) -> None:
     import bare_proxy
 
     from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
@@ -317,27 +413,39 @@ def whole_request(loop: asyncio.AbstractEventLoop, port: int, out: Path) -> None
     gate = create_app(settings)
     floor = bare_proxy.create_app(f"http://127.0.0.1:{port}/v1/chat/completions")
 
-    async def measure(app: Any, headers: list[tuple[bytes, bytes]]) -> float:
+    async def measure(
+        app: Any, headers: list[tuple[bytes, bytes]], bodies: tuple[bytes, ...] = (body,)
+    ) -> list[float]:
+        """CPU per request for each body; the bodies' batches take turns, so each sees the
+        same machine."""
         async with app.router.lifespan_context(app):
             for _ in range(200):  # warm-up: connections, caches
-                await _asgi_request(app, body, headers)
-            best = float("inf")
+                for each in bodies:
+                    await _asgi_request(app, each, headers)
+            best = [float("inf")] * len(bodies)
             for _ in range(REPEATS):
-                start = time.process_time()
-                for _ in range(BATCH // 4):
-                    await _asgi_request(app, body, headers)
-                best = min(best, time.process_time() - start)
-        return 1e6 * best / (BATCH // 4)
+                for i, each in enumerate(bodies):
+                    start = time.process_time()
+                    for _ in range(BATCH // 4):
+                        await _asgi_request(app, each, headers)
+                    best[i] = min(best[i], time.process_time() - start)
+        return [1e6 * b / (BATCH // 4) for b in best]
 
     with quiet_stderr():
-        today = loop.run_until_complete(measure(gate, auth))
-        bare = loop.run_until_complete(measure(floor, []))
+        [today] = loop.run_until_complete(measure(gate, auth))
+        [bare] = loop.run_until_complete(measure(floor, []))
     line(
         "whole request in the ASGI app (no uvicorn)",
         today,
         bare,
         "bare FastAPI + aiohttp proxy (bare_proxy.py)",
     )
+    if not tools:
+        return
+    for stream in (False, True):
+        with quiet_stderr():
+            plain, tool = loop.run_until_complete(measure(gate, auth, _bodies(stream)))
+        versus("whole request in the ASGI app" + (", streamed" if stream else ""), plain, tool)
 
 
 def main() -> None:
@@ -346,6 +454,11 @@ def main() -> None:
         "--chatgate",
         metavar="REF_OR_DIR",
         help="time this chatgate (git commit or directory); default: working tree",
+    )
+    parser.add_argument(
+        "--tools",
+        action="store_true",
+        help="also time the pieces a tool-calling request makes dearer, beside the plain one",
     )
     args = parser.parse_args()
     out = HERE / "out"
@@ -366,7 +479,9 @@ def main() -> None:
     prometheus()
     with servers.one_run_at_a_time(out), servers.serve_upstream(out, stream_gap=0.0) as port:
         upstream(loop, port)
-        whole_request(loop, port, out)
+        whole_request(loop, port, out, tools=args.tools)
+        if args.tools:
+            tool_pieces(loop, port)
     loop.close()
 
 

@@ -34,6 +34,95 @@ def request_body(*, stream: bool, number: str = "{n}") -> dict[str, Any]:
     return body
 
 
+# What an agent sends: two function tools with JSON-schema parameters, and a conversation in
+# which the model already called one, got its result, and is asked a follow-up.
+TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The current weather at a place.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "description": "City and country"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["location"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search_flights",
+            "description": "Flights between two airports on a day.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "origin": {"type": "string", "description": "IATA code, e.g. CDG"},
+                    "destination": {"type": "string", "description": "IATA code"},
+                    "date": {"type": "string", "format": "date"},
+                    "passengers": {"type": "integer", "minimum": 1, "maximum": 9},
+                },
+                "required": ["origin", "destination", "date"],
+                "additionalProperties": False,
+            },
+        },
+    },
+]
+TOOL_CALL_ID = "call_bench00000000000000000000"  # upstream.lua's
+TOOL_ARGUMENTS = '{"location":"Paris, France","unit":"celsius"}'  # what upstream.lua calls with
+# The first token of a streamed tool call: the delta that names the function.
+TOOL_TOKEN = re.compile(rb'"tool_calls"\s*:\s*\[\s*\{[^]]*"name"\s*:\s*"[^"]')
+
+
+def tools_body(*, stream: bool, number: str = "{n}") -> dict[str, Any]:
+    """A tool-calling request as agents send it: user -> assistant tool_calls -> tool result ->
+    user; the upstream answers it with another call (upstream.lua)."""
+    body: dict[str, Any] = {
+        "model": "bench",
+        "messages": [
+            {"role": "user", "content": "What is the weather in Lyon today?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_lyon0000000000000000000000",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": '{"location":"Lyon, France","unit":"celsius"}',
+                        },
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_lyon0000000000000000000000",
+                "content": '{"temperature":14,"condition":"cloudy","wind_kmh":12}',
+            },
+            {
+                "role": "user",
+                "content": f"And in Paris? Use celsius. (question {number})",
+            },
+        ],
+        "tools": TOOLS,
+        "tool_choice": "auto",
+        "max_tokens": 64,
+    }
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def body_of(kind: str, *, stream: bool, number: str = "{n}") -> dict[str, Any]:
+    """The request of a kind of row: "plain" (one question) or "tools" (a tool call)."""
+    return (tools_body if kind == "tools" else request_body)(stream=stream, number=number)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -83,8 +172,10 @@ def upstream_requests(port: int) -> int:
         return int(answer.read().decode().splitlines()[2].split()[2])
 
 
-async def check(target: Target) -> None:
-    """One plain and one streamed request, answered in full, before any load."""
+async def check(target: Target, *, tools: bool = False) -> None:
+    """One plain and one streamed request, answered in full, before any load; with `tools`,
+    also a tool-calling request both ways, its call reassembled from the stream as OpenAI's
+    SDK does."""
     async with aiohttp.ClientSession(headers=target.headers()) as http:
         async with http.post(
             target.url, json=request_body(stream=False, number="check")
@@ -101,10 +192,62 @@ async def check(target: Target) -> None:
             raw = await response.read()
             if response.status != 200 or b"data: [DONE]" not in raw or not CONTENT.search(raw):
                 raise RuntimeError(f"{target.name} streamed {response.status}: {raw[:500]!r}")
+        if tools:
+            await _check_tools(target, http)
 
 
-async def _first_bytes(target: Target, *, requests: int, warmup: int) -> dict[str, float]:
-    template = json.dumps(request_body(stream=True))
+def _expected_call(calls: Any, finish: Any, target: Target, raw: Any) -> None:
+    want = [
+        {
+            "id": TOOL_CALL_ID,
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": TOOL_ARGUMENTS},
+        }
+    ]
+    if calls != want or finish != "tool_calls":
+        raise RuntimeError(
+            f"{target.name} did not pass the tool call on (the engine or chatgate dropped "
+            f"`tools`?): calls {calls!r}, finish_reason {finish!r}; answer: {str(raw)[:800]}"
+        )
+
+
+async def _check_tools(target: Target, http: aiohttp.ClientSession) -> None:
+    async with http.post(target.url, json=tools_body(stream=False, number="check")) as response:
+        text = await response.text()
+        if response.status != 200:
+            raise RuntimeError(f"{target.name} answered {response.status}: {text[:800]}")
+        choice = json.loads(text)["choices"][0]
+        _expected_call(choice["message"].get("tool_calls"), choice["finish_reason"], target, text)
+    async with http.post(target.url, json=tools_body(stream=True, number="check")) as response:
+        raw = await response.read()
+        if response.status != 200 or not raw.rstrip().endswith(b"data: [DONE]"):
+            raise RuntimeError(f"{target.name} streamed {response.status}: {raw[:800]!r}")
+    calls: dict[int, dict[str, Any]] = {}
+    finish = None
+    for line in raw.decode().splitlines():
+        if not line.startswith("data: {"):
+            continue
+        for choice in json.loads(line.removeprefix("data: ")).get("choices") or ():
+            finish = choice.get("finish_reason") or finish
+            for item in (choice.get("delta") or {}).get("tool_calls") or ():
+                call = calls.setdefault(
+                    item["index"], {"id": None, "type": None, "function": {"name": None}}
+                )
+                call["id"] = item.get("id") or call["id"]
+                call["type"] = item.get("type") or call["type"]
+                function = item.get("function") or {}
+                call["function"]["name"] = function.get("name") or call["function"]["name"]
+                call["function"]["arguments"] = call["function"].get("arguments", "") + (
+                    function.get("arguments") or ""
+                )
+    _expected_call([calls[i] for i in sorted(calls)], finish, target, raw)
+
+
+async def _first_bytes(
+    target: Target, *, requests: int, warmup: int, kind: str
+) -> dict[str, float]:
+    template = json.dumps(body_of(kind, stream=True))
+    token = TOOL_TOKEN if kind == "tools" else CONTENT
     first_byte: list[float] = []
     first_token: list[float] = []
     total: list[float] = []
@@ -123,7 +266,7 @@ async def _first_bytes(target: Target, *, requests: int, warmup: int) -> dict[st
                     byte_at = byte_at or now
                     if token_at is None:
                         seen += data
-                        if CONTENT.search(seen):
+                        if token.search(seen):
                             token_at = now
             end = time.perf_counter()
             if byte_at is None or token_at is None:
@@ -143,6 +286,9 @@ async def _first_bytes(target: Target, *, requests: int, warmup: int) -> dict[st
     }
 
 
-def first_bytes(target: Target, *, requests: int, warmup: int = 20) -> dict[str, float]:
-    """Sequential streamed requests on one connection: time to first byte and to first token."""
-    return asyncio.run(_first_bytes(target, requests=requests, warmup=warmup))
+def first_bytes(
+    target: Target, *, requests: int, warmup: int = 20, kind: str = "plain"
+) -> dict[str, float]:
+    """Sequential streamed requests on one connection: time to first byte, to first token (a
+    content delta, or for "tools" the delta naming the function) and to the stream's end."""
+    return asyncio.run(_first_bytes(target, requests=requests, warmup=warmup, kind=kind))

@@ -74,3 +74,74 @@ def _verdicts_of(results: dict[str, dict[str, Any]], gate: dict[str, Any]) -> li
             f"{'met' if delta <= 1.0 else 'NOT met'}"
         )
     return lines
+
+
+DIRECT = "upstream direct (nginx)"
+# The tool-calling request's target (issue 8, item 6): chatgate's added latency and CPU per
+# request within 20 % of the plain request's.
+TOOLS_LIMIT = 1.2
+
+
+def _added(results: dict[str, dict[str, Any]], name: str) -> dict[str, float]:
+    """What a target adds to the direct call of the same request, and its own CPU."""
+    r, direct = results[name], results[DIRECT]
+    return {
+        "p50": r["p50_ms"] - direct["p50_ms"],
+        "p99": r["p99_ms"] - direct["p99_ms"],
+        "cpu": r["cpu_us_per_request"],
+        "rps": r["rps"],
+        "byte": r["first_byte_p50_ms"] - direct["first_byte_p50_ms"],
+        "token": r["first_token_p50_ms"] - direct["first_token_p50_ms"],
+        "stream": r["stream_total_p50_ms"] - direct["stream_total_p50_ms"],
+    }
+
+
+def _ratio(tool: float, plain: float) -> str:
+    return f"{tool / plain:.2f}x" if plain > 0 else "-"
+
+
+def tools_table(plain: dict[str, dict[str, Any]], tools: dict[str, dict[str, Any]]) -> str:
+    """Each target's added latency and CPU for the plain and the tool-calling request, and the
+    ratio of the two (tool / plain)."""
+    head = (
+        "| target | request | added to p50 @1 conn | added to p99 @1 conn | CPU per request "
+        "| req/s | stream: added to 1st byte | to 1st token | to whole stream |"
+    )
+    lines = [head, "|" + " --- |" * 9]
+    for name in plain:
+        if name == DIRECT or name not in tools:
+            continue
+        a, b = _added(plain, name), _added(tools, name)
+        for label, x in (("plain text", a), ("tool call", b)):
+            lines.append(
+                f"| {name if label == 'plain text' else ''} | {label} | {x['p50']:+.2f} ms "
+                f"| {x['p99']:+.2f} ms | {x['cpu']:,.0f} µs | {x['rps']:,.0f} "
+                f"| {x['byte']:+.2f} ms | {x['token']:+.2f} ms | {x['stream']:+.2f} ms |"
+            )
+        lines.append(
+            f"| | **tool / plain** | **{_ratio(b['p50'], a['p50'])}** "
+            f"| {_ratio(b['p99'], a['p99'])} "
+            f"| **{_ratio(b['cpu'], a['cpu'])}** | {_ratio(b['rps'], a['rps'])} "
+            f"| {_ratio(b['byte'], a['byte'])} | {_ratio(b['token'], a['token'])} "
+            f"| **{_ratio(b['stream'], a['stream'])}** |"
+        )
+    return "\n".join(lines)
+
+
+def tools_verdicts(plain: dict[str, dict[str, Any]], tools: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name in [n for n in plain if n.startswith("chatgate") and n in tools]:
+        a, b = _added(plain, name), _added(tools, name)
+        checks = [
+            ("CPU per request", b["cpu"], a["cpu"], "µs", 0),
+            ("added to p50 @1 conn", b["p50"], a["p50"], "ms", 2),
+            ("streamed tool call, added to the whole stream", b["stream"], a["stream"], "ms", 2),
+        ]
+        for label, tool, base, unit, digits in checks:
+            ratio = tool / base if base > 0 else float("inf")
+            lines.append(
+                f"{name}, tool call vs plain text, {label}: {tool:,.{digits}f} {unit} against "
+                f"{base:,.{digits}f} {unit} = {ratio:.2f}x (target <= {TOOLS_LIMIT:g}x): "
+                f"{'met' if ratio <= TOOLS_LIMIT else 'NOT met'}"
+            )
+    return lines

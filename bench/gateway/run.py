@@ -13,6 +13,15 @@ what chatgate costs above it is chatgate's own. "CPU per request" (the server's 
 CPU seconds over the throughput run, divided by its requests) moves least when other work
 shares the machine; latencies move most. Figures are noisy on a shared machine: rerun, use
 --rounds, or --quiet to wait for the load average to drop first.
+
+    .venv/bin/python bench/gateway/run.py --tools --no-litellm --rounds 2 --seconds 8
+
+With --tools every target is also measured with a tool-calling request (two function tools
+with JSON-schema parameters and a conversation of user, assistant tool call, tool result and
+user: load.tools_body), which the upstream answers with a tool call, streamed as OpenAI streams
+its deltas. Each target runs both bodies back to back, plain first in odd rounds and tools first
+in even ones, and a second table sets chatgate's added latency and CPU per request for the tool
+call beside the plain request's (the tools issue's item 6: within 20 %).
 """
 
 from __future__ import annotations
@@ -117,6 +126,12 @@ def parse_args() -> argparse.Namespace:
         "an OTLP/HTTP sink on loopback that reads and drops them",
     )
     parser.add_argument(
+        "--tools",
+        action="store_true",
+        help="also measure every target with a tool-calling request (plain and streamed) and "
+        "print chatgate's added latency and CPU for it against the plain request's",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="afterwards, sample chatgate with py-spy under the throughput load",
@@ -146,8 +161,11 @@ def measure(
     bodies: dict[str, Path],
     threads: int,
     upstream_port: int,
+    kind: str = "plain",
 ) -> dict[str, Any]:
-    plain = bodies["plain"]
+    """One target with one kind of request, "plain" or "tools": wrk posts bodies[kind], the
+    stream client the same request streamed (load.body_of)."""
+    plain = bodies[kind]
     load.wrk(target, connections=args.connections, threads=threads, seconds=2, body_file=plain)
     latency = load.wrk(target, connections=1, threads=1, seconds=args.seconds, body_file=plain)
     cpu_before = process_tree_cpu_seconds(target.pid) if target.pid else 0.0
@@ -158,7 +176,7 @@ def measure(
     # Less one: the status request itself.
     calls = load.upstream_requests(upstream_port) - calls_before - 1
     cpu = (process_tree_cpu_seconds(target.pid) - cpu_before) if target.pid else 0.0
-    stream = load.first_bytes(target, requests=args.stream_requests)
+    stream = load.first_bytes(target, requests=args.stream_requests, kind=kind)
     return {
         "p50_ms": latency["p50_us"] / 1000,
         "p99_ms": latency["p99_us"] / 1000,
@@ -200,9 +218,15 @@ def versions(chatgate_label: str = "working tree") -> dict[str, str]:
 
 
 def profile(
-    target: load.Target, args: argparse.Namespace, bodies: dict[str, Path], threads: int, name: str
+    target: load.Target,
+    args: argparse.Namespace,
+    bodies: dict[str, Path],
+    threads: int,
+    name: str,
+    kind: str = "plain",
 ) -> str:
     assert target.pid is not None
+    name = name if kind == "plain" else f"{name}-{kind}"
     folded = OUT / f"{name}-profile.txt"
     sampler = spy.start(target.pid, args.seconds, folded)
     time.sleep(0.5)
@@ -211,7 +235,7 @@ def profile(
         connections=args.connections,
         threads=threads,
         seconds=args.seconds,
-        body_file=bodies["plain"],
+        body_file=bodies[kind],
     )
     _, errors = sampler.communicate(timeout=args.seconds + 60)
     if sampler.returncode != 0 or not folded.exists():
@@ -235,9 +259,15 @@ def main() -> None:
 
 def run_benchmark(args: argparse.Namespace) -> None:
     bodies = {}
-    for kind, stream in (("plain", False), ("stream", True)):
+    for kind, body in (
+        ("plain", load.request_body(stream=False)),
+        ("stream", load.request_body(stream=True)),
+        ("tools", load.tools_body(stream=False)),
+        ("tools-stream", load.tools_body(stream=True)),
+    ):
         bodies[kind] = OUT / f"body-{kind}.json"
-        bodies[kind].write_text(json.dumps(load.request_body(stream=stream)))
+        bodies[kind].write_text(json.dumps(body))
+    kinds = ("plain", "tools") if args.tools else ("plain",)
     gateway_cpus, load_cpus = cpu_split(args.pin)
     threads = max(1, min(4, len(load_cpus or os.sched_getaffinity(0))))
     started = machine_line()
@@ -302,23 +332,44 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 name = f"LiteLLM {versions()['litellm']}"
                 targets.append(serve(name, litellm, f"Bearer {master_key}"))
         for target in targets:
-            asyncio.run(load.check(target))
-        rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+            asyncio.run(load.check(target, tools=args.tools))
+        rounds: dict[str, dict[str, list[dict[str, Any]]]] = {
+            kind: {t.name: [] for t in targets} for kind in kinds
+        }
         for number in range(args.rounds):
             wait_for_quiet(args.quiet)
             # The row measured later in a round fared about 10 % worse in A/B runs of the same
-            # code (11:40 UTC): every other round goes the other way, so rows share the penalty.
+            # code (11:40 UTC): every other round goes the other way, so rows share the penalty;
+            # so do the plain and the tool-calling request of each target.
             for target in targets if number % 2 == 0 else targets[::-1]:
-                print(f"round {number + 1}/{args.rounds}: {target.name}", file=sys.stderr)
-                rounds[target.name].append(measure(target, args, bodies, threads, upstream))
+                for kind in kinds if number % 2 == 0 else kinds[::-1]:
+                    print(
+                        f"round {number + 1}/{args.rounds}: {target.name}, {kind}",
+                        file=sys.stderr,
+                    )
+                    rounds[kind][target.name].append(
+                        measure(target, args, bodies, threads, upstream, kind)
+                    )
         profiles: dict[str, str] = {}
         if args.profile:
             for name, target in profiled.items():
-                print(f"profiling {target.name} under load with py-spy", file=sys.stderr)
-                profiles[target.name] = profile(target, args, bodies, threads, name)
+                for kind in kinds:
+                    print(
+                        f"profiling {target.name} ({kind}) under load with py-spy", file=sys.stderr
+                    )
+                    label = target.name if kind == "plain" else f"{target.name}, tool call"
+                    profiles[label] = profile(target, args, bodies, threads, name, kind)
 
-    results = {name: report.median_of(runs) for name, runs in rounds.items()}
+    every = {
+        kind: {name: report.median_of(runs) for name, runs in by_target.items()}
+        for kind, by_target in rounds.items()
+    }
+    results = every["plain"]
     summary = report.table(results, args.connections)
+    if args.tools:
+        summary += "\n\nThe tool-calling request (load.tools_body), same run:\n\n"
+        summary += report.table(every["tools"], args.connections)
+        summary += "\n\n" + report.tools_table(every["plain"], every["tools"])
     info = versions(source_label)
     pinning = (
         f"servers under test on CPU {sorted(gateway_cpus)}, wrk/nginx/client on CPUs "
@@ -342,6 +393,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(summary)
     print()
     verdicts = report.verdicts(results)
+    if args.tools:
+        verdicts += report.tools_verdicts(every["plain"], every["tools"])
     print("\n".join(verdicts))
     print("\n".join(context))
     for name, text in profiles.items():
@@ -349,7 +402,18 @@ def run_benchmark(args: argparse.Namespace) -> None:
         print(text.split("\n\ninclusive")[0])
     (OUT / "results.json").write_text(
         json.dumps(
-            {"context": context, "results": results, "rounds": rounds}, indent=2, default=str
+            {
+                "context": context,
+                "results": results,
+                "rounds": rounds["plain"],
+                **(
+                    {"tool_results": every["tools"], "tool_rounds": rounds["tools"]}
+                    if args.tools
+                    else {}
+                ),
+            },
+            indent=2,
+            default=str,
         )
     )
     (OUT / "table.md").write_text(summary + "\n\n" + "\n".join(verdicts + context) + "\n")
