@@ -148,9 +148,8 @@ async def _fixed_tokens(
 ) -> int:
     """What the assistant's prompt and the request's tools take of the context."""
     fixed = await provider.count_tokens_async(assistant.system_prompt) + MESSAGE_OVERHEAD
-    if asked.tools:
-        tools = [dataclasses.asdict(tool) for tool in asked.tools]
-        fixed += await provider.count_tokens_async(orjson.dumps(tools).decode())
+    if asked.tools:  # as the engine gets them, near enough (orjson writes dataclasses itself)
+        fixed += await provider.count_tokens_async(orjson.dumps(asked.tools).decode())
     return fixed
 
 

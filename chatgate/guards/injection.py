@@ -163,6 +163,21 @@ PATTERNS: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
 ]
 
 
+_GATE_WORDS = tuple({gate for _, gates, _ in PATTERNS for gate in gates})
+
+
+def _gates_in(plain: str) -> set[str]:
+    # One flat pass of substring tests (C speed; measured faster than one regex of them all).
+    return {gate for gate in _GATE_WORDS if gate in plain}
+
+
+def may_hold_injection(texts: list[str]) -> bool:
+    """Whether any of the texts holds a gate word: one pass over them all, which spares a
+    request of many turns (an agent's) the patterns when none does. Exact in that direction:
+    a gate word in one normalised text is in the normalised whole."""
+    return bool(_gates_in(normalise("\n".join(texts))))
+
+
 def normalise(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
@@ -173,11 +188,15 @@ def normalise(text: str) -> str:
 def find_injection(text: str, *, told: bool = False) -> list[str]:
     """The ids of the patterns the text matches (each id once). `told`: the text instructs the
     engine (a client's system message), where a negated request to reveal is no hit."""
+    if not text:
+        return []
     plain = normalise(text)
+    if not (present := _gates_in(plain)):
+        return []
     return [
         name
         for name, gates, pattern in PATTERNS
-        if any(gate in plain for gate in gates) and _hit(name, pattern, plain, told)
+        if not present.isdisjoint(gates) and _hit(name, pattern, plain, told)
     ]
 
 

@@ -262,7 +262,7 @@ def _scan(text: str, kinds: set[PiiKind]) -> list[PiiMatch]:
 def find_pii(text: str, kinds: list[PiiKind] | None = None) -> list[PiiMatch]:
     """Validated finds of the given kinds (all when None), without overlaps, in text order."""
     wanted = set(kinds if kinds is not None else ALL_PII_KINDS)
-    if not wanted:
+    if not wanted or not text:
         return []
     kept: list[PiiMatch] = []
     cluster: list[PiiMatch] = []

@@ -36,7 +36,7 @@ from chatgate.core.db import Database
 from chatgate.core.errors import AppError
 from chatgate.core.policies import GuardPolicy, PiiKind
 from chatgate.core.tracing import current_trace_id
-from chatgate.guards.injection import find_injection
+from chatgate.guards.injection import find_injection, may_hold_injection
 from chatgate.guards.pii import PiiMatch, find_pii
 from chatgate.guards.restore import RestoringProvider
 from chatgate.observability import metrics
@@ -167,7 +167,7 @@ class _Masker:
 def inspect(policy: GuardPolicy, texts: Sequence[tuple[Origin, str]]) -> GuardOutcome:
     """What the policy makes of these texts, and the texts as they may go to an engine."""
     outcome = GuardOutcome(texts=[text for _, text in texts])
-    if policy.injection != "off":
+    if policy.injection != "off" and may_hold_injection([text for _, text in texts]):
         for origin, text in texts:
             found = find_injection(text) if origin == "user" else find_injection(text, told=True)
             if found and origin not in outcome.injection_origins:
