@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -33,137 +32,12 @@ import project_venv
 project_venv.enter(__file__)
 HERE = project_venv.HERE
 
-import load  # noqa: E402
 import servers  # noqa: E402
+from cputime import BATCH, REPEATS, acpu_per_call, cpu_per_call, line, quiet_stderr, versus  # noqa: E402
 from harness import JWT_AUDIENCE, bench_token, chatgate_source  # noqa: E402
+from hotpath_tools import bodies, tool_pieces  # noqa: E402
 
-BATCH = 2000
-REPEATS = 7
 SECRET = "bench-secret-" + "x" * 40
-
-
-def cpu_per_call(run_batch: Callable[[int], None]) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.process_time()
-        run_batch(BATCH)
-        best = min(best, time.process_time() - start)
-    return 1e6 * best / BATCH
-
-
-def acpu_per_call(loop: asyncio.AbstractEventLoop, make: Callable[[], Awaitable[Any]]) -> float:
-    async def batch(n: int) -> None:
-        for _ in range(n):
-            await make()
-
-    return cpu_per_call(lambda n: loop.run_until_complete(batch(n)))
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as null:
-        os.dup2(null.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def line(label: str, today: float, better: float | None = None, how: str = "") -> None:
-    text = f"  {label:<44} {today:8.1f} µs"
-    if better is not None:
-        text += f"   -> {better:7.1f} µs  {how}"
-    print(text, flush=True)
-
-
-def versus(label: str, plain: float, tools: float) -> None:
-    """A piece timed with the plain request and with the tool-calling one."""
-    print(
-        f"  {label:<44} {plain:8.1f} µs plain   {tools:8.1f} µs tool call  "
-        f"({tools - plain:+7.1f} µs, {tools / plain:.2f}x)",
-        flush=True,
-    )
-
-
-def _bodies(stream: bool = False) -> tuple[bytes, bytes]:
-    """The plain and the tool-calling request of run.py, as sent."""
-    return (
-        json.dumps(load.request_body(stream=stream, number="1")).encode(),
-        json.dumps(load.tools_body(stream=stream, number="1")).encode(),
-    )
-
-
-def tool_pieces(loop: asyncio.AbstractEventLoop, port: int) -> None:
-    """The pieces of the request path that see the tools and the longer conversation."""
-    import dataclasses
-
-    from chatgate.core.config import ProviderConfig
-    from chatgate.openai_compat.schemas import ChatCompletionRequest
-    from chatgate.openai_compat.translate import engine_request
-    from chatgate.providers.base import ChatTurn
-    from chatgate.providers.openai import OpenAIProvider
-
-    print("tool-calling request against the plain one, piece by piece:")
-    plain, tools = _bodies()
-
-    def validate(body: bytes) -> Callable[[int], None]:
-        def run(n: int) -> None:
-            for _ in range(n):
-                ChatCompletionRequest.model_validate_json(body)
-
-        return run
-
-    versus(
-        "body: model_validate_json",
-        cpu_per_call(validate(plain)),
-        cpu_per_call(validate(tools)),
-    )
-    parsed = [ChatCompletionRequest.model_validate_json(b) for b in (plain, tools)]
-
-    def translate(body: ChatCompletionRequest) -> Callable[[int], None]:
-        def run(n: int) -> None:
-            for _ in range(n):
-                engine_request(body)
-
-        return run
-
-    versus(
-        "translate.engine_request",
-        cpu_per_call(translate(parsed[0])),
-        cpu_per_call(translate(parsed[1])),
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    provider = OpenAIProvider(ProviderConfig(id="upstream", type="openai", base_url=base))
-    loop.run_until_complete(provider.start())
-    system = ChatTurn("system", "You are a helpful assistant.")
-    for stream in (False, True):
-        requests = [
-            dataclasses.replace(
-                engine_request(p),
-                model="gpt-4o-mini",
-                messages=[system, *engine_request(p).messages],
-                max_tokens=64,
-                stream=stream,
-                trace_id="0af7651916cd43dd8448eb211c80319c",
-            )
-            for p in parsed
-        ]
-
-        def through_provider(request: Any) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                async for _ in provider.stream(request):
-                    pass
-
-            return run
-
-        versus(
-            "upstream call (OpenAIProvider.stream)" + (", streamed" if stream else ""),
-            acpu_per_call(loop, through_provider(requests[0])),
-            acpu_per_call(loop, through_provider(requests[1])),
-        )
-    loop.run_until_complete(provider.close())
 
 
 def thread_pool(loop: asyncio.AbstractEventLoop) -> None:
@@ -444,7 +318,7 @@ def whole_request(
         return
     for stream in (False, True):
         with quiet_stderr():
-            plain, tool = loop.run_until_complete(measure(gate, auth, _bodies(stream)))
+            plain, tool = loop.run_until_complete(measure(gate, auth, bodies(stream)))
         versus("whole request in the ASGI app" + (", streamed" if stream else ""), plain, tool)
 
 

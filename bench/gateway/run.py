@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,6 @@ import project_venv
 
 project_venv.enter(__file__)
 HERE = project_venv.HERE
-REPO = project_venv.REPO
 
 import load  # noqa: E402
 import report  # noqa: E402
@@ -139,22 +137,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
-    """(CPUs for the servers under test, CPUs for load generator and upstream)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if not pin or len(cpus) < 2:
-        return None, None
-    return {cpus[-1]}, set(cpus[:-1])
-
-
-def wait_for_quiet(seconds: float) -> None:
-    limit = (os.cpu_count() or 1) / 2
-    deadline = time.monotonic() + seconds
-    while os.getloadavg()[0] > limit and time.monotonic() < deadline:
-        print(f"load average {os.getloadavg()[0]:.1f} > {limit:g}; waiting", file=sys.stderr)
-        time.sleep(15)
-
-
 def measure(
     target: load.Target,
     args: argparse.Namespace,
@@ -191,29 +173,6 @@ def measure(
         **stream,
         "wrk_latency": latency,
         "wrk_throughput": throughput,
-    }
-
-
-def versions(chatgate_label: str = "working tree") -> dict[str, str]:
-    def run(command: list[str]) -> str:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = (done.stdout + done.stderr).strip().splitlines()
-        return lines[0] if lines else "?"
-
-    litellm_python = servers.LITELLM_VENV / "bin" / "python"
-    metadata = "import importlib.metadata as m; print(m.version('litellm'))"
-    if chatgate_label == "working tree":
-        head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-        dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "chatgate"])
-        chatgate_label = f"working tree at {head}" + (
-            " with uncommitted changes" if dirty not in ("", "?") else ""
-        )
-    return {
-        "chatgate": chatgate_label,
-        "litellm": run([str(litellm_python), "-c", metadata]) if litellm_python.exists() else "-",
-        "nginx": run(["nginx", "-v"]).rpartition("/")[2],
-        "wrk": run(["wrk", "-v"]).split(" [")[0].removeprefix("wrk "),
-        "python": sys.version.split()[0],
     }
 
 
@@ -268,7 +227,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         bodies[kind] = OUT / f"body-{kind}.json"
         bodies[kind].write_text(json.dumps(body))
     kinds = ("plain", "tools") if args.tools else ("plain",)
-    gateway_cpus, load_cpus = cpu_split(args.pin)
+    gateway_cpus, load_cpus = servers.cpu_split(args.pin)
     threads = max(1, min(4, len(load_cpus or os.sched_getaffinity(0))))
     started = machine_line()
     jwt_secret = secrets.token_urlsafe(48)
@@ -329,7 +288,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             targets += profiled.values()
             if not args.no_litellm:
                 litellm = servers.serve_litellm(OUT, upstream_port=upstream, master_key=master_key)
-                name = f"LiteLLM {versions()['litellm']}"
+                name = f"LiteLLM {servers.versions()['litellm']}"
                 targets.append(serve(name, litellm, f"Bearer {master_key}"))
         for target in targets:
             asyncio.run(load.check(target, tools=args.tools))
@@ -337,7 +296,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             kind: {t.name: [] for t in targets} for kind in kinds
         }
         for number in range(args.rounds):
-            wait_for_quiet(args.quiet)
+            servers.wait_for_quiet(args.quiet)
             # The row measured later in a round fared about 10 % worse in A/B runs of the same
             # code (11:40 UTC): every other round goes the other way, so rows share the penalty;
             # so do the plain and the tool-calling request of each target.
@@ -370,7 +329,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         summary += "\n\nThe tool-calling request (load.tools_body), same run:\n\n"
         summary += report.table(every["tools"], args.connections)
         summary += "\n\n" + report.tools_table(every["plain"], every["tools"])
-    info = versions(source_label)
+    info = servers.versions(source_label)
     pinning = (
         f"servers under test on CPU {sorted(gateway_cpus)}, wrk/nginx/client on CPUs "
         f"{sorted(load_cpus)}"

@@ -22,6 +22,7 @@ from pathlib import Path
 from harness import JWT_AUDIENCE, free_port, serve_chatgate, stop_process_group
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 LITELLM_VENV = HERE / ".venv-litellm"
 LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")
 SETUP = "bench/gateway/setup.sh"
@@ -279,3 +280,42 @@ def otlp_sink() -> Iterator[tuple[str, dict[str, int]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(CPUs for the servers under test, CPUs for load generator and upstream)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def wait_for_quiet(seconds: float) -> None:
+    limit = (os.cpu_count() or 1) / 2
+    deadline = time.monotonic() + seconds
+    while os.getloadavg()[0] > limit and time.monotonic() < deadline:
+        print(f"load average {os.getloadavg()[0]:.1f} > {limit:g}; waiting", file=sys.stderr)
+        time.sleep(15)
+
+
+def versions(chatgate_label: str = "working tree") -> dict[str, str]:
+    def run(command: list[str]) -> str:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return lines[0] if lines else "?"
+
+    litellm_python = LITELLM_VENV / "bin" / "python"
+    metadata = "import importlib.metadata as m; print(m.version('litellm'))"
+    if chatgate_label == "working tree":
+        head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+        dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "chatgate"])
+        chatgate_label = f"working tree at {head}" + (
+            " with uncommitted changes" if dirty not in ("", "?") else ""
+        )
+    return {
+        "chatgate": chatgate_label,
+        "litellm": run([str(litellm_python), "-c", metadata]) if litellm_python.exists() else "-",
+        "nginx": run(["nginx", "-v"]).rpartition("/")[2],
+        "wrk": run(["wrk", "-v"]).split(" [")[0].removeprefix("wrk "),
+        "python": sys.version.split()[0],
+    }
