@@ -246,8 +246,11 @@ async def _fitted(
 
 
 async def _turn_tokens(turn: ChatTurn, provider: Provider) -> int:
-    cost = await provider.count_tokens_async(turn.content) + MESSAGE_OVERHEAD
-    for call in turn.tool_calls:
-        cost += await provider.count_tokens_async(call.name + call.arguments)
-    media = sum(1 for p in turn.parts if isinstance(p, ImagePart | AudioPart))
-    return cost + media * MEDIA_TOKENS
+    """The turn's text and its calls, counted in one go; its images and audio at a fixed price."""
+    text = turn.content
+    if turn.tool_calls:
+        text += "".join(call.name + call.arguments for call in turn.tool_calls)
+    cost = await provider.count_tokens_async(text) + MESSAGE_OVERHEAD
+    if turn.parts:
+        cost += MEDIA_TOKENS * sum(isinstance(p, ImagePart | AudioPart) for p in turn.parts)
+    return cost

@@ -177,7 +177,7 @@ def inspect(policy: GuardPolicy, texts: Sequence[tuple[Origin, str]]) -> GuardOu
             outcome.injection_action = policy.injection
     if policy.pii == "off":
         return outcome
-    finds = [find_pii(text, policy.pii_kinds) for _, text in texts]
+    finds = _pii_finds(policy, [text for _, text in texts])
     counts: Counter[PiiKind] = Counter(
         m.kind for (origin, _), found in zip(texts, finds, strict=True) if origin != "history"
         for m in found
@@ -201,6 +201,19 @@ def inspect(policy: GuardPolicy, texts: Sequence[tuple[Origin, str]]) -> GuardOu
         # Fail closed: with nowhere private to send it, personal data goes nowhere.
         outcome.pii_action, outcome.no_private_engine = "block", True
     return outcome
+
+
+# Between texts when they are scanned as one: no kind's pattern takes it in, or reads past it.
+_APART = "\x00"
+
+
+def _pii_finds(policy: GuardPolicy, texts: list[str]) -> list[list[PiiMatch]]:
+    """Each text's finds. Several texts (an agent's turns) are first scanned as one, which
+    most often finds nothing and spares a scan a text: a find in one text is a find in the
+    whole, as no pattern reads across the separator."""
+    if len(texts) > 1 and not find_pii(_APART.join(texts), policy.pii_kinds):
+        return [[] for _ in texts]
+    return [find_pii(text, policy.pii_kinds) for text in texts]
 
 
 # About 0.5 ms of scanning: longer inputs are inspected in a thread, so the event loop (which
