@@ -17,6 +17,7 @@ from arq.worker import Worker
 
 from chatgate.chat.service import answer_owner
 from chatgate.core.config import Settings
+from chatgate.core.errors import DATABASE_DOWN
 from chatgate.core.logging import configure_logging
 from chatgate.core.tracing import using_trace_id
 from chatgate.runtime import Runtime, open_runtime
@@ -37,6 +38,7 @@ INGEST_SECONDS = 3600
 async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     runtime: Runtime = ctx["runtime"]
     job = queued_answer(payload)
+    ctx["answer_id"] = job.answer_id
     provider = runtime.providers.chain(job.chain)
     owner = await answer_owner(runtime.database, job.answer_id)
     if owner is not None:
@@ -53,10 +55,20 @@ async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
 
 async def forget_skipped_result(ctx: dict[str, Any]) -> None:
     """arq keeps a job's result for an hour, and the result repeats the job's request (the
-    user's words): an answer erased before or while it was written leaves none behind."""
+    user's words): an answer erased before or while it was written leaves none behind. That
+    includes a job the erasure aborted, or one that ended just after it: arq records their
+    results after the erasure deleted what was there, so the answer's row decides."""
     runtime: Runtime = ctx["runtime"]
-    if ctx.get("forget_result") and runtime.queue is not None:
-        await runtime.queue.forget_answers([uuid.UUID(ctx["job_id"])])
+    answer_id: uuid.UUID | None = ctx.get("answer_id")
+    if answer_id is None or runtime.queue is None:
+        return
+    try:
+        erased = ctx.get("forget_result") or await answer_owner(runtime.database, answer_id) is None
+    except DATABASE_DOWN as exc:
+        log.warning("could not tell whether answer %s was erased: %r", answer_id, exc)
+        return
+    if erased:
+        await runtime.queue.forget_answers([answer_id])
 
 
 async def ingest_document(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
