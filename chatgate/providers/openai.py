@@ -27,6 +27,17 @@ from chatgate.providers.features import PARAMETERS
 from chatgate.providers.http import HttpCall, HttpProvider, opaque_user
 from chatgate.providers.messages import AudioPart, ContentPart, ImagePart, Tool, ToolCallDelta
 
+# Request fields passed through under their own names when set (None: not sent).
+_SENT_WHEN_SET = (
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
 
 class OpenAIProvider(HttpProvider["_Call"]):
     # The dialect every parameter comes from: each passes through as the client sent it.
@@ -62,22 +73,11 @@ class OpenAIProvider(HttpProvider["_Call"]):
             body["user"] = opaque_user(request.user)
         if request.tools:
             body["tools"] = [_tool(tool) for tool in request.tools]
-        if request.tool_choice is not None:
-            body["tool_choice"] = request.tool_choice
-        if request.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = request.parallel_tool_calls
-        if request.response_format is not None:
-            body["response_format"] = request.response_format
+        for name in _SENT_WHEN_SET:  # each as the client gave it, only when it gave one
+            if (value := getattr(request, name)) is not None:
+                body[name] = value
         if request.stop:
             body["stop"] = list(request.stop)
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.presence_penalty is not None:
-            body["presence_penalty"] = request.presence_penalty
-        if request.frequency_penalty is not None:
-            body["frequency_penalty"] = request.frequency_penalty
         if request.logprobs:
             body["logprobs"] = True
         if request.top_logprobs is not None:
