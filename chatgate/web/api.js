@@ -57,8 +57,8 @@ async function errorFrom(response) {
 }
 
 /** fetch with the token and JSON; throws ApiError for a non-2xx answer or no answer at all. */
-export async function request(path, { method = "GET", body, signal, accept } = {}) {
-  const headers = { Accept: accept || "application/json" };
+export async function request(path, { method = "GET", body, signal, accept, headers: extra } = {}) {
+  const headers = { ...extra, Accept: accept || "application/json" };
   const token = storage.get(KEYS.token);
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -5,13 +5,12 @@ import { ApiError, KEYS, getJSON, sendJSON, storage, uuid } from "./api.js";
 import { Composer } from "./composer.js";
 import { wireErase } from "./erase.js";
 import { wireExport } from "./export.js";
+import { watchUnfinished } from "./resume.js";
 import { Sidebar } from "./sidebar.js";
 import { Timeline, el } from "./timeline.js";
 import { describeError } from "./words.js";
 
 const PAGE = 30; // messages per history page
-const POLL_MS = 1500; // how often an answer written elsewhere (another tab) is re-read
-const POLL_TRIES = 40;
 
 const $ = (id) => document.getElementById(id);
 
@@ -341,7 +340,14 @@ async function openSession(session) {
   renderEmpty();
   composer.sync();
   fillViewport();
-  pollUnfinished(generation);
+  // Answers still being written (before a reload, or by another tab) go on growing here.
+  watchUnfinished({
+    sessionId: session.id,
+    composer,
+    timeline,
+    messages: () => state.messages,
+    onScreen: () => generation === state.generation,
+  });
 }
 
 function fromServer(message) {
@@ -389,29 +395,6 @@ $("scroller").addEventListener(
   },
   { passive: true },
 );
-
-/** Answers still being written by another tab or client: re-read them until they end. */
-function pollUnfinished(generation, tries = 0) {
-  const unfinished = state.messages.filter((m) => m.status === "streaming" && !composer.owns(m));
-  if (!unfinished.length || tries >= POLL_TRIES) return;
-  setTimeout(async () => {
-    if (generation !== state.generation) return;
-    try {
-      const page = await getJSON(`/v1/history/${state.session.id}?limit=${PAGE}`);
-      if (generation !== state.generation) return;
-      for (const fresh of page.data) {
-        const shown = state.messages.find((m) => m.id === fresh.id);
-        if (shown && shown.status === "streaming" && !composer.owns(shown)) {
-          Object.assign(shown, fresh);
-          timeline.update(shown);
-        }
-      }
-    } catch {
-      /* try again on the next round */
-    }
-    pollUnfinished(generation, tries + 1);
-  }, POLL_MS);
-}
 
 // ---------- conversations ----------
 

@@ -1,7 +1,9 @@
 // The message box and the answers it starts: Enter sends (never while an input method is
-// composing), the answer streams in over SSE, and Stop asks the server to end it.
+// composing), the answer streams in over SSE (resumed when the connection breaks, and after a
+// reload: resume.js), and Stop asks the server to end it.
 
-import { ApiError, getJSON, readEvents, request, sendJSON } from "./api.js";
+import { ApiError, getJSON, request, sendJSON } from "./api.js";
+import { answerEvents } from "./resume.js";
 import { localKey } from "./timeline.js";
 import { describeError } from "./words.js";
 
@@ -74,7 +76,7 @@ export class Composer {
   adopt(sessionId, messages) {
     const stream = this.streams.get(sessionId);
     if (!stream) return messages;
-    const ids = new Set([stream.user.id, stream.answer.id].filter(Boolean));
+    const ids = new Set([stream.user && stream.user.id, stream.answer.id].filter(Boolean));
     let kept = messages.filter((m) => !ids.has(m.id));
     if (!stream.answer.id) {
       // Before message_start we don't know the ids yet: drop the stored copies by their shape.
@@ -85,7 +87,7 @@ export class Composer {
       const user = kept[kept.length - 1];
       if (user && user.role === "user" && user.content === stream.user.content) kept = kept.slice(0, -1);
     }
-    return [...kept, stream.user, stream.answer];
+    return [...kept, stream.user, stream.answer].filter(Boolean);
   }
 
   abortAll() {
@@ -177,7 +179,6 @@ export class Composer {
     this.timeline.append(answer);
     this.sync();
 
-    let ended = false;
     try {
       const response = await request(`/v1/sessions/${session.id}/messages`, {
         method: "POST",
@@ -185,39 +186,14 @@ export class Composer {
         signal: stream.controller.signal,
         accept: "text/event-stream",
       });
-      for await (const event of readEvents(response)) {
-        if (event.event === "message_start") {
-          stream.started = true;
-          user.id = event.data.user_message_id;
-          answer.id = event.data.message_id;
-          user.sending = false;
-          this.show(stream, user);
-        } else if (event.event === "citations") {
-          // The passages the answer draws on: before its first word, or (Dify) at its end.
-          answer.citations = event.data.citations;
-          this.show(stream, answer);
-        } else if (event.event === "delta") {
-          // "replace": the engine rewrote the answer so far (output moderation, say).
-          answer.content = event.data.replace ? event.data.text : answer.content + event.data.text;
-          this.show(stream, answer, { text: true });
-        } else if (event.event === "message_end") {
-          ended = true;
-          Object.assign(answer, event.data.message);
-          this.show(stream, answer);
-        } else if (event.event === "error") {
-          ended = true;
-          Object.assign(answer, event.data.message || { status: "failed", error: event.data.error });
-          this.show(stream, answer);
-          this.report(
-            stream,
-            new ApiError({ status: -1, ...event.data.error, traceId: event.data.error.trace_id }),
-          );
-        }
-      }
-      if (!ended) this.cutOff(stream, "connection_lost");
+      const { signal } = stream.controller;
+      await this.follow(stream, answerEvents({ sessionId: session.id, response, signal }));
     } catch (error) {
       if (error && error.name === "AbortError") {
         this.cutOff(stream, "stopped");
+      } else if (stream.started) {
+        // The body broke off mid-answer and it could not be resumed: the text so far is kept.
+        this.cutOff(stream, "connection_lost");
       } else if (error instanceof ApiError && error.body && error.body.message) {
         // The turn was stored, then the engine failed before its first word.
         user.sending = false;
@@ -228,9 +204,6 @@ export class Composer {
       } else if (error instanceof ApiError) {
         this.unsend(stream, text);
         this.report(stream, error);
-      } else if (stream.started) {
-        this.cutOff(stream, "connection_lost"); // the body broke off mid-answer
-        this.report(stream, new ApiError({ status: 0, code: "connection_lost", message: String(error) }));
       } else {
         this.unsend(stream, text);
         this.report(stream, new ApiError({ status: 0, code: "network_error", message: String(error) }));
@@ -241,14 +214,88 @@ export class Composer {
     }
   }
 
+  /**
+   * An answer this tab did not start, still being written (the page was reloaded, or another
+   * tab asked): its events from the first rebuild its text, then the live ones follow, with Stop
+   * as for our own. False when its events can't be read at all.
+   */
+  async resume(sessionId, answer, user) {
+    if (this.streams.has(sessionId)) return false;
+    const stream = {
+      sessionId,
+      controller: new AbortController(),
+      user,
+      answer,
+      started: true,
+      stopping: false,
+      replay: true, // the events replay the text already shown: it starts again from nothing
+      heard: false,
+    };
+    this.streams.set(sessionId, stream);
+    this.sync();
+    try {
+      const { signal } = stream.controller;
+      await this.follow(stream, answerEvents({ sessionId, messageId: answer.id, signal }));
+    } catch (error) {
+      if (error && error.name === "AbortError") this.cutOff(stream, "stopped");
+      else if (stream.heard) this.cutOff(stream, "connection_lost");
+      else return false;
+    } finally {
+      this.streams.delete(sessionId);
+      this.afterTurn(stream);
+    }
+    return true;
+  }
+
+  /** Shows an answer's events as they come; throws when they end before message_end or error. */
+  async follow(stream, events) {
+    const { user, answer } = stream;
+    for await (const event of events) {
+      stream.heard = true;
+      if (event.event === "message_start") {
+        stream.started = true;
+        answer.id = event.data.message_id;
+        if (user && !user.id) user.id = event.data.user_message_id;
+        if (user && user.sending) {
+          user.sending = false;
+          this.show(stream, user);
+        }
+      } else if (event.event === "citations") {
+        // The passages the answer draws on: before its first word, or (Dify) at its end.
+        answer.citations = event.data.citations;
+        this.show(stream, answer);
+      } else if (event.event === "delta") {
+        // "replace": the engine rewrote the answer so far (output moderation, say).
+        const before = stream.replay ? "" : answer.content;
+        stream.replay = false;
+        answer.content = event.data.replace ? event.data.text : before + event.data.text;
+        this.show(stream, answer, { text: true });
+      } else if (event.event === "message_end") {
+        Object.assign(answer, event.data.message);
+        this.show(stream, answer);
+        return;
+      } else if (event.event === "error") {
+        Object.assign(answer, event.data.message || { status: "failed", error: event.data.error });
+        this.show(stream, answer);
+        this.report(
+          stream,
+          new ApiError({ status: -1, ...event.data.error, traceId: event.data.error.trace_id }),
+        );
+        return;
+      }
+    }
+  }
+
   /** The answer ended without its last event: keep the text, mark it as cut off. */
   cutOff(stream, code) {
     const { answer, user } = stream;
     if (answer.status !== "streaming") return;
     answer.status = "interrupted";
     answer.error = { code };
-    user.sending = false;
-    this.show(stream, user);
+    if (user && user.sending) {
+      user.sending = false;
+      this.show(stream, user);
+    }
     this.show(stream, answer);
     if (code === "connection_lost") {
       this.report(stream, new ApiError({ status: 0, code, message: "the stream ended early" }));

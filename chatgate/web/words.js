@@ -18,6 +18,9 @@ export function describeError(error) {
   if (code === "connection_lost") {
     return "The connection dropped before the answer finished. The text that arrived is kept.";
   }
+  if (code === "server_shutting_down" || code === "shutdown" || code === "process_restarted") {
+    return "chatgate restarted before the answer finished. The text that arrived is kept.";
+  }
   if (status === 401) return "Please sign in to continue.";
   if (code === "turn_in_progress") {
     return "An answer is still being written in this conversation. Stop it or wait for it to finish.";

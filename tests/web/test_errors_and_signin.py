@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Callable
 
 import httpx
@@ -65,7 +66,19 @@ def test_an_answer_cut_off_by_the_engine_is_marked_failed_with_its_text(chat: Ch
 
 
 def test_an_answer_left_by_a_reload_shows_as_interrupted(chat: Chat, api: httpx.Client) -> None:
+    # By default an answer goes on when its page goes away (tests/web/test_resume.py); an
+    # assistant may end it there instead.
+    assistant_id = f"quitter-{secrets.token_hex(3)}"
+    spec = {
+        "id": assistant_id, "name": f"Quitter {assistant_id[-6:]}", "provider": "double",
+        "model": "double-quitter", "system_prompt": "", "max_context_tokens": 4000,
+        "max_answer_tokens": 100, "stream_on_disconnect": "stop",
+    }  # fmt: skip
+    created = api.post("/v1/admin/assistants", json=spec)
+    assert created.status_code == 201, created.text
     chat.open()
+    chat.tab(str(spec["name"])).click()
+    expect(chat.page.get_by_text(f"Start a conversation with {spec['name']}")).to_be_visible()
     chat.send("[[slow 200 0.05]] a story")
     expect(chat.last_answer().locator(".msg-body")).to_contain_text("w3")
     chat.page.reload()
@@ -75,6 +88,7 @@ def test_an_answer_left_by_a_reload_shows_as_interrupted(chat: Chat, api: httpx.
     expect(answer.locator(".badge")).to_have_text("Interrupted")
     expect(answer.locator(".msg-note")).to_contain_text("The connection closed")
     expect(answer.locator(".msg-body")).to_contain_text("w0 w1 w2 w3")
+    assert "w199" not in answer.locator(".msg-body").inner_text()
     assert api.get(f"/v1/history/{chat.session_id()}").json()["data"][-1]["status"] == (
         "interrupted"
     )
