@@ -33,9 +33,10 @@ class _Relay:
 
 
 class CuttingProxy:
-    """Relays 127.0.0.1:`port` to `target`. `cut_next_stream(n)`: the next streamed answer's
-    connection is closed right after its event `id: n`. `go_down()`: every connection is
-    closed at once, as when chatgate cannot be reached (`then_down`: right after that cut)."""
+    """Relays 127.0.0.1:`port` to `target_port` (`retarget` moves it). `cut_next_stream(n)`: the
+    next streamed answer's connection is closed right after its event `id: n`. `go_down()`: every
+    connection is closed at once, as when chatgate cannot be reached (`then_down`: right after
+    that cut)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -48,6 +49,7 @@ class CuttingProxy:
         self._lock = threading.Lock()
         self._relays: list[_Relay] = []
         self._closed = False
+        self.received = bytearray()  # everything chatgate sent, on every connection
 
     @property
     def url(self) -> str:
@@ -57,6 +59,10 @@ class CuttingProxy:
         with self._lock:
             self._armed = after_event_id
             self._down_after_cut = then_down
+
+    def retarget(self, url: str) -> None:
+        """New connections go to the chatgate at `url` (another process on the same database)."""
+        self.target_port = int(url.rsplit(":", 1)[1])
 
     def go_down(self) -> None:
         """chatgate cannot be reached from now on: no new connection, and none of the open."""
@@ -102,6 +108,7 @@ class CuttingProxy:
     def _to_client(self, relay: _Relay) -> None:
         with suppress(OSError):
             while data := relay.upstream.recv(CHUNK):
+                self.received += data
                 if relay.cut_after is None:
                     relay.client.sendall(data)
                     continue
