@@ -54,9 +54,10 @@ function lost() {
 export async function* answerEvents({ sessionId, messageId = null, response = null, signal }) {
   let lastId = 0;
   let tries = 0;
-  let draining = null; // said only when no other process has more of the answer
+  let draining = null; // the end its process gave when it drained: said if nothing comes after
   for (;;) {
     let failure = null;
+    const seen = lastId;
     try {
       const source =
         response ||
@@ -80,6 +81,11 @@ export async function* answerEvents({ sessionId, messageId = null, response = nu
         }
         yield event;
         if (END_EVENTS.has(event.event)) return;
+      }
+      if (draining && lastId === seen) {
+        // Read again, and nothing follows that end (another process has the same log): final.
+        yield draining;
+        return;
       }
     } catch (error) {
       if (error && error.name === "AbortError") throw error;

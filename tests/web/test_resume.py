@@ -4,8 +4,10 @@ even for a moment, and Stop still works while it is picked up."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -247,3 +249,45 @@ def test_without_the_events_endpoint_the_page_polls_history(chat: Chat, api: htt
     expect(answer.locator(".msg-body")).to_have_text(words(30))
     assert len(refused) == 1
     expect(chat.notice).to_be_hidden()
+
+
+def sse(event_id: int, name: str, data: dict[str, Any]) -> str:
+    return f"id: {event_id}\nevent: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def test_a_drained_answer_read_again_with_nothing_after_its_end_is_final(
+    chat: Chat, api: httpx.Client
+) -> None:
+    """As a process that shares its log (Redis) answers a client that has the end already: an
+    empty stream. The drained end is then the answer's last state, said without more tries."""
+    chat.open()
+    session_id = chat.session_id()
+    answer_id, question_id = str(uuid.uuid4()), str(uuid.uuid4())
+    message = {
+        "id": answer_id, "session_id": session_id, "role": "assistant", "content": "w0 w1 w2 ",
+        "status": "interrupted", "created_at": "2026-01-01T00:00:00Z",
+        "error": {"code": "shutdown", "message": "the answer ended early: shutdown"},
+    }  # fmt: skip
+    drained = {
+        "error": {"code": "server_shutting_down", "message": "shutting down", "trace_id": "t-1"},
+        "message": message,
+    }
+    start = {"session_id": session_id, "user_message_id": question_id, "message_id": answer_id}
+    body = sse(1, "message_start", start) + "".join(
+        sse(2 + i, "delta", {"text": f"w{i} "}) for i in range(3)
+    )
+    chat.page.route(
+        re.compile(r".*/v1/sessions/[^/]+/messages$"),
+        lambda route: route.fulfill(
+            content_type="text/event-stream", body=body + sse(5, "error", drained)
+        ),
+    )
+    chat.page.route(EVENTS, lambda route: route.fulfill(content_type="text/event-stream", body=""))
+    resumed = requests_to(chat.page)
+    chat.send("a question")
+    answer = chat.last_answer()
+    expect(answer).to_have_attribute("data-status", "interrupted", timeout=3000)
+    expect(answer.locator(".msg-body")).to_have_text("w0 w1 w2")
+    expect(answer.locator(".msg-note")).to_contain_text("shutting down")
+    expect(chat.notice).to_contain_text("chatgate restarted before the answer finished")
+    assert [r.header_value("last-event-id") for r in resumed] == ["5"]
