@@ -1,18 +1,32 @@
 // The chat page: sign-in, assistants as tabs, a conversation list per assistant, and the
-// conversation itself with history paging. Sending and streaming live in composer.js.
+// conversation itself with history paging. Sending and streaming live in composer.js, picking
+// answers up again in resume.js; layout.js draws the page around the conversation.
 
 import { ApiError, KEYS, getJSON, sendJSON, storage, uuid } from "./api.js";
 import { Composer } from "./composer.js";
 import { wireErase } from "./erase.js";
 import { wireExport } from "./export.js";
+import {
+  $,
+  clearNotice,
+  closeDrawer,
+  hideLoading,
+  renderEmpty,
+  renderHeader,
+  renderOlder,
+  renderTabs,
+  showLoading,
+  showNotice,
+  wireDrawer,
+  wireNotice,
+  wireTabs,
+} from "./layout.js";
 import { watchUnfinished } from "./resume.js";
 import { Sidebar } from "./sidebar.js";
-import { Timeline, el } from "./timeline.js";
+import { Timeline } from "./timeline.js";
 import { describeError } from "./words.js";
 
 const PAGE = 30; // messages per history page
-
-const $ = (id) => document.getElementById(id);
 
 const state = {
   assistants: [],
@@ -27,21 +41,7 @@ const state = {
 
 const timeline = new Timeline({ scroller: $("scroller"), list: $("messages"), empty: $("empty") });
 
-// ---------- notices ----------
-
-function showNotice(text, { traceId = null, kind = "error" } = {}) {
-  const notice = $("notice");
-  notice.dataset.kind = kind;
-  notice.setAttribute("role", kind === "error" ? "alert" : "status");
-  $("notice-text").textContent = text;
-  $("notice-trace").hidden = !traceId;
-  $("notice-trace").textContent = traceId ? `Trace id for support: ${traceId}` : "";
-  notice.hidden = false;
-}
-
-function clearNotice() {
-  $("notice").hidden = true;
-}
+// ---------- errors ----------
 
 /** Says what went wrong in plain words; a refused sign-in goes back to the sign-in form. */
 function handleError(error) {
@@ -160,52 +160,7 @@ function findAssistant(id) {
   return state.assistants.find((a) => a.id === id) || null;
 }
 
-function renderTabs() {
-  const tabs = $("assistant-tabs");
-  const ids = state.assistants.map((a) => a.id).join("\n");
-  if (tabs.dataset.ids !== ids) {
-    tabs.dataset.ids = ids;
-    tabs.replaceChildren(
-      ...state.assistants.map((assistant) =>
-        el("button", {
-          type: "button",
-          role: "tab",
-          id: `tab-${assistant.id}`,
-          class: "tab",
-          "aria-controls": "chat",
-          title: assistant.description || assistant.name,
-          "data-assistant": assistant.id,
-          text: assistant.name,
-        }),
-      ),
-    );
-  }
-  // Updated in place, so a tab chosen from the keyboard keeps the focus.
-  for (const tab of tabs.querySelectorAll("[role=tab]")) {
-    const selected = Boolean(state.assistant) && tab.dataset.assistant === state.assistant.id;
-    tab.setAttribute("aria-selected", selected ? "true" : "false");
-    tab.tabIndex = selected ? 0 : -1;
-    if (selected) tab.scrollIntoView({ block: "nearest", inline: "nearest" });
-  }
-  if (state.assistant) $("chat").setAttribute("aria-labelledby", `tab-${state.assistant.id}`);
-}
-
-$("assistant-tabs").addEventListener("click", (event) => {
-  const tab = event.target.closest("[role=tab]");
-  if (tab) switchAssistant(tab.dataset.assistant);
-});
-
-$("assistant-tabs").addEventListener("keydown", (event) => {
-  const tabs = [...$("assistant-tabs").querySelectorAll("[role=tab]")];
-  const at = tabs.indexOf(document.activeElement);
-  if (at === -1) return;
-  const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 };
-  if (!(event.key in moves)) return;
-  event.preventDefault();
-  const next = tabs[(moves[event.key] + tabs.length) % tabs.length];
-  next.focus();
-  switchAssistant(next.dataset.assistant);
-});
+wireTabs((id) => switchAssistant(id));
 
 /** Brings back the assistant's latest conversation (or a new one) with its own context. */
 async function switchAssistant(assistantId, { force = false } = {}) {
@@ -213,8 +168,8 @@ async function switchAssistant(assistantId, { force = false } = {}) {
   const generation = ++state.generation;
   state.assistant = findAssistant(assistantId);
   state.session = null; // nothing is sent until the assistant's conversation is open
-  renderTabs();
-  showLoading("Opening the conversation…");
+  renderTabs(state);
+  showLoading(timeline, "Opening the conversation…");
   try {
     const result = await sendJSON("POST", "/v1/switch-assistant", { assistant_id: assistantId });
     if (generation !== state.generation) return;
@@ -229,78 +184,6 @@ async function switchAssistant(assistantId, { force = false } = {}) {
 
 // ---------- the conversation ----------
 
-function showLoading(text) {
-  timeline.clear();
-  $("older").replaceChildren(
-    el("span", { class: "loading" }, el("span", { class: "spinner", "aria-hidden": "true" }), text),
-  );
-  $("scroller").setAttribute("aria-busy", "true");
-}
-
-function hideLoading() {
-  $("older").replaceChildren();
-  $("scroller").removeAttribute("aria-busy");
-}
-
-function renderHeader() {
-  const session = state.session;
-  $("chat-title").textContent = (session && session.title) || "New conversation";
-  const assistant = state.assistant;
-  $("chat-subtitle").textContent = assistant
-    ? [assistant.name, assistant.description].filter(Boolean).join(" — ")
-    : "";
-  document.title = session && session.title ? `${session.title} · chatgate` : "chatgate";
-  $("composer-input").placeholder = assistant ? `Message ${assistant.name}…` : "Write a message…";
-}
-
-function renderEmpty() {
-  const empty = state.messages.length === 0 && !state.nextBefore;
-  const assistant = state.assistant;
-  timeline.showEmpty(
-    empty,
-    empty
-      ? el(
-          "div",
-          { class: "empty-card" },
-          el("h2", { text: `Start a conversation with ${assistant ? assistant.name : "the assistant"}` }),
-          assistant && assistant.description ? el("p", { text: assistant.description }) : null,
-          el("p", {
-            class: "muted small",
-            text: "Answers appear as they are written. Markdown is supported.",
-          }),
-        )
-      : null,
-  );
-}
-
-function renderOlder() {
-  const older = $("older");
-  if (state.loadingOlder) {
-    older.replaceChildren(
-      el(
-        "span",
-        { class: "loading" },
-        el("span", { class: "spinner", "aria-hidden": "true" }),
-        "Loading older messages…",
-      ),
-    );
-  } else if (state.nextBefore) {
-    older.replaceChildren(
-      el("button", {
-        type: "button",
-        class: "button button-quiet",
-        id: "load-older",
-        text: "Load older messages",
-        onclick: loadOlder,
-      }),
-    );
-  } else if (state.pagedBack) {
-    older.replaceChildren(el("span", { class: "muted small", text: "Start of the conversation" }));
-  } else {
-    older.replaceChildren();
-  }
-}
-
 async function openSession(session) {
   const generation = ++state.generation;
   clearNotice();
@@ -313,11 +196,11 @@ async function openSession(session) {
   storage.set(KEYS.session, session.id);
   storage.set(KEYS.assistant, session.assistant_id);
   timeline.setAssistantName(state.assistant ? state.assistant.name : "Assistant");
-  renderTabs();
-  renderHeader();
+  renderTabs(state);
+  renderHeader(state);
   composer.sync();
   sidebar.load(session.assistant_id);
-  showLoading("Loading the conversation…");
+  showLoading(timeline, "Loading the conversation…");
   let page;
   try {
     page = await getJSON(`/v1/history/${session.id}?limit=${PAGE}`);
@@ -336,8 +219,8 @@ async function openSession(session) {
   state.messages = composer.adopt(session.id, page.data.map(fromServer));
   state.nextBefore = page.has_more ? page.next_before : null;
   timeline.setMessages(state.messages);
-  renderOlder();
-  renderEmpty();
+  renderOlder(state, loadOlder);
+  renderEmpty(timeline, state);
   composer.sync();
   fillViewport();
   // Answers still being written (before a reload, or by another tab) go on growing here.
@@ -358,7 +241,7 @@ async function loadOlder() {
   if (state.loadingOlder || !state.nextBefore || !state.session) return;
   const generation = state.generation;
   state.loadingOlder = true;
-  renderOlder();
+  renderOlder(state, loadOlder);
   try {
     const session = state.session.id;
     const page = await getJSON(
@@ -370,12 +253,12 @@ async function loadOlder() {
     state.nextBefore = page.has_more ? page.next_before : null;
     state.loadingOlder = false;
     state.pagedBack = true;
-    renderOlder();
+    renderOlder(state, loadOlder);
     timeline.prepend(older);
   } catch (error) {
     if (generation !== state.generation) return;
     state.loadingOlder = false;
-    renderOlder();
+    renderOlder(state, loadOlder);
     handleError(error);
   }
 }
@@ -428,7 +311,7 @@ const sidebar = new Sidebar({
   onRenamed: (session) => {
     if (state.session && state.session.id === session.id) {
       state.session = { ...state.session, title: session.title };
-      renderHeader();
+      renderHeader(state);
     }
   },
   onDeleted: async (session) => {
@@ -443,42 +326,8 @@ const sidebar = new Sidebar({
 
 $("new-session").addEventListener("click", newConversation);
 
-// ---------- the drawer (narrow screens) ----------
-
-function openDrawer() {
-  $("app").classList.add("drawer-open");
-  $("backdrop").hidden = false;
-  $("drawer-toggle").setAttribute("aria-expanded", "true");
-  $("new-session").focus();
-}
-
-function closeDrawer() {
-  if (!$("app").classList.contains("drawer-open")) return;
-  $("app").classList.remove("drawer-open");
-  $("backdrop").hidden = true;
-  $("drawer-toggle").setAttribute("aria-expanded", "false");
-}
-
-$("drawer-toggle").addEventListener("click", () => {
-  if ($("app").classList.contains("drawer-open")) closeDrawer();
-  else openDrawer();
-});
-$("backdrop").addEventListener("click", closeDrawer);
-$("drawer-close").addEventListener("click", () => {
-  closeDrawer();
-  $("drawer-toggle").focus();
-});
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && $("app").classList.contains("drawer-open")) {
-    closeDrawer();
-    $("drawer-toggle").focus();
-  }
-});
-
-$("notice-close").addEventListener("click", () => {
-  clearNotice();
-  $("composer-input").focus();
-});
+wireDrawer();
+wireNotice();
 
 // ---------- sending ----------
 
@@ -494,13 +343,13 @@ const composer = new Composer({
     messages: () => state.messages,
     setMessages: (messages) => {
       state.messages = messages;
-      renderEmpty();
-      renderOlder();
+      renderEmpty(timeline, state);
+      renderOlder(state, loadOlder);
     },
     titleChanged: (session) => {
       if (state.session && state.session.id === session.id) {
         state.session = { ...state.session, ...session };
-        renderHeader();
+        renderHeader(state);
       }
     },
     refreshList: () => state.assistant && sidebar.load(state.assistant.id, { quiet: true }),
