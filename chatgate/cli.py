@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -78,7 +79,10 @@ def serve(args: argparse.Namespace) -> None:
         access_log=False,
         # chatgate decides which proxies to believe (CHATGATE_ACCESS__TRUSTED_PROXIES).
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        # Behind a load balancer: the balancer closes idle connections first, and a drain
+        # (SIGTERM) ends its answers before uvicorn stops waiting for their connections.
+        timeout_keep_alive=math.ceil(settings.keep_alive_seconds),
+        timeout_graceful_shutdown=math.ceil(settings.drain_grace_seconds) + 5,
         # With TLS on, every answer carries HSTS (gateway/front.py: the scheme is https).
         ssl_certfile=tls.certfile if tls else None,
         ssl_keyfile=tls.keyfile if tls else None,

@@ -20,6 +20,7 @@ from chatgate.chat.router import router as chat_router
 from chatgate.core.config import Settings, load_settings
 from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
+from chatgate.gateway.drain import drain_on_sigterm
 from chatgate.gateway.edge import Edge
 from chatgate.gateway.front import Door, FrontedFastAPI, document_lanes
 from chatgate.gateway.router import router as gateway_router
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
             if stopped:
                 log.warning("marked %d interrupted ingestions as failed", stopped)
             app.runtime = runtime
-            yield
+            drain = partial(runtime.turns.drain, settings.drain_grace_seconds)
+            with drain_on_sigterm(drain):
+                yield
 
     app = ChatgateApp(
         title="chatgate",

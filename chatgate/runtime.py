@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ from chatgate.auth.keys import ApiKeys
 from chatgate.auth.service import Authenticator
 from chatgate.cache.service import AnswerCache
 from chatgate.chat.answers import AnswerWriter
+from chatgate.chat.liveness import Liveness
+from chatgate.chat.streamlog import MemoryStreamLog, RedisStreamLog, StreamLog
 from chatgate.chat.turns import TurnManager
 from chatgate.core.config import Settings
 from chatgate.core.db import Database
@@ -44,6 +49,8 @@ from chatgate.vault.keyring import load_keyring
 from chatgate.vault.service import Vault
 
 T = TypeVar("T")
+# Seconds a blocking read of the logs (a resuming client, the stops) may wait for its reply.
+TAIL_TIMEOUT = 5.0
 log = logging.getLogger("chatgate")
 
 
@@ -70,6 +77,8 @@ class Runtime:
     vault: Vault
     erasure: Erasure
     retention: RetentionJob
+    stream_log: StreamLog
+    liveness: Liveness | None
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -145,6 +154,7 @@ async def open_runtime(
             settings=settings.knowledge,
         )  # fmt: skip
         retriever = Retriever(database=database, embedders=embedders)
+        log, liveness = await _open_streams(stack, settings, redis, database, vault)
         writer = AnswerWriter(
             database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
         )
@@ -152,7 +162,8 @@ async def open_runtime(
         stack.push_async_callback(writer.close)
         turns = TurnManager(
             database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
-            cache=cache, retriever=retriever,
+            cache=cache, retriever=retriever, log=log, liveness=liveness,
+            on_disconnect=settings.stream_on_disconnect,
         )  # fmt: skip
         stack.push_async_callback(turns.shutdown)
         catalog = AssistantCatalog(
@@ -185,5 +196,25 @@ async def open_runtime(
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
             knowledge=knowledge, retriever=retriever, vault=vault, erasure=erasure,
-            retention=retention,
+            retention=retention, stream_log=log, liveness=liveness,
         )  # fmt: skip
+
+
+async def _open_streams(
+    stack: AsyncExitStack, settings: Settings, redis: Redis | None, database: Database, vault: Vault
+) -> tuple[StreamLog, Liveness | None]:
+    """The answers' event logs, and with Redis, the heartbeat that finds answers whose process
+    died: one process, named in the logs and heartbeats it writes."""
+    keep = settings.stream_log_keep_seconds
+    if redis is None or settings.redis_url is None:
+        memory = MemoryStreamLog(keep_seconds=keep)
+        stack.push_async_callback(memory.close)
+        return memory, None
+    process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    tail = connect_redis(settings.redis_url, timeout=TAIL_TIMEOUT)
+    log = RedisStreamLog(redis, tail, process_id=process_id, keep_seconds=keep)
+    stack.push_async_callback(log.close)
+    liveness = Liveness(redis, tail, process_id=process_id, database=database, log=log, vault=vault)
+    await liveness.start()
+    stack.push_async_callback(liveness.close)
+    return log, liveness

@@ -7,6 +7,7 @@ hands each queued answer to the runtime's turn manager, each document to its ing
 from __future__ import annotations
 
 import logging
+import math
 import os
 import uuid
 from contextlib import AsyncExitStack
@@ -117,6 +118,8 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
         max_jobs=settings.worker_concurrency,
         burst=burst,
         handle_signals=True,
+        # SIGTERM: no new jobs; those running get the drain's grace, then end `interrupted`.
+        job_completion_wait=math.ceil(settings.drain_grace_seconds),
     )
 
 

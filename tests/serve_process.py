@@ -28,6 +28,7 @@ CHATGATE = str(Path(sys.executable).with_name("chatgate"))
 class ServeProcess:
     url: str
     output: Path  # stdout and stderr together
+    process: subprocess.Popen[bytes] | None = None
 
     def output_text(self) -> str:
         return self.output.read_text(encoding="utf-8", errors="replace")
@@ -63,7 +64,7 @@ def chatgate_serve(
     ]  # fmt: skip
     with output.open("wb") as out:
         process = subprocess.Popen(command, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
-    served = ServeProcess(f"{'https' if verify else 'http'}://127.0.0.1:{port}", output)
+    served = ServeProcess(f"{'https' if verify else 'http'}://127.0.0.1:{port}", output, process)
     try:
         _wait_until_healthy(served, process, verify)
         yield served

@@ -30,6 +30,7 @@ class AssistantRow(Base):
     guards: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     knowledge_bases: Mapped[list[str]] = mapped_column(JSON, default=list)
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stream_on_disconnect: Mapped[str | None] = mapped_column(String(16), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

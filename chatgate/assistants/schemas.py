@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from chatgate.core.config import ID_PATTERN, AssistantConfig
+from chatgate.core.config import ID_PATTERN, AssistantConfig, OnDisconnect
 from chatgate.core.policies import GuardPolicy
 from chatgate.core.text import UnicodeText
 
@@ -63,6 +63,7 @@ class AssistantUpdate(BaseModel):
     guards: GuardPolicy | None = None
     knowledge_bases: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = None
     retention_days: int | None = Field(None, ge=1)
+    stream_on_disconnect: OnDisconnect | None = None
     enabled: bool | None = None
 
 

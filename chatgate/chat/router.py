@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Row
 
@@ -15,6 +15,8 @@ from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.answers import TurnEnd
 from chatgate.chat.deps import OwnedSession, Turns
+from chatgate.chat.events import resume_events
+from chatgate.chat.models import Message
 from chatgate.chat.prepare import Ask
 from chatgate.chat.schemas import (
     NO_NUL,
@@ -34,7 +36,7 @@ from chatgate.chat.schemas import (
 from chatgate.chat.sse import answer_events
 from chatgate.chat.turns import Turn
 from chatgate.core.deps import DbSession, SettingsDep
-from chatgate.core.errors import error_body
+from chatgate.core.errors import AppError, NotFound, error_body
 from chatgate.core.ids import parse_id
 from chatgate.core.responses import SSE_HEADERS, JSONBytes
 from chatgate.providers.deps import Providers
@@ -227,10 +229,10 @@ async def stop_answer(session: OwnedSession, db: DbSession, turns: Turns) -> Sto
         end = await turn.result()
         return StopResult(stopped=True, message=MessageOut.of(end.message))
     answer = await service.streaming_answer(db, session_id=session.id)
-    if answer is None or turns.queue is None:
+    if answer is None or not turns.stops_elsewhere:
         return StopResult(stopped=False)
-    # Whether it stopped shows in the stored answer, whoever wrote it.
-    ended = await turns.stop_queued(answer.id)
+    # Whether it stopped shows in the stored answer, whoever wrote it (a replica, a worker).
+    ended = await turns.stop_elsewhere(answer.id)
     if ended is None or ended.status == "streaming":
         return StopResult(stopped=False)
     return StopResult(stopped=True, message=MessageOut.of(ended))
@@ -258,3 +260,67 @@ async def get_task(task_id: str, db: DbSession, user: CurrentUser, turns: Turns)
         "status": status,
         "message": MessageOut.of(message).model_dump(mode="json"),
     }
+
+
+# Resuming an answer's stream from any process (API.md, "Resuming a stream").
+EVENTS_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "the answer's events"}
+}
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)]
+After = Annotated[int | None, Query(ge=0, description="resume after this event id")]
+
+
+@router.get(
+    "/sessions/{session_id}/messages/{message_id}/events",
+    response_class=StreamingResponse,
+    responses=EVENTS_ANSWER,
+)
+async def resume_answer(
+    session: OwnedSession,
+    message_id: str,
+    db: DbSession,
+    turns: Turns,
+    last_event_id: LastEventId = None,
+    after: After = None,
+) -> StreamingResponse:
+    answer = await db.get(Message, parse_id(message_id, what="message_id"))
+    if answer is None or answer.session_id != session.id or answer.role != "assistant":
+        raise NotFound("message not found", code="message_not_found")
+    return _events(turns, answer, _resume_after(last_event_id, after))
+
+
+@router.get("/tasks/{task_id}/events", response_class=StreamingResponse, responses=EVENTS_ANSWER)
+async def resume_task(
+    task_id: str,
+    db: DbSession,
+    user: CurrentUser,
+    turns: Turns,
+    last_event_id: LastEventId = None,
+    after: After = None,
+) -> StreamingResponse:
+    answer = await service.get_owned_answer(
+        db, user=user, message_id=parse_id(task_id, what="task_id")
+    )
+    return _events(turns, answer, _resume_after(last_event_id, after))
+
+
+def _events(turns: Turns, answer: Message, after: int) -> StreamingResponse:
+    # The stream outlives the request's database session: it reads through its own.
+    events = resume_events(log=turns.log, database=turns.database, answer=answer, after=after)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _resume_after(last_event_id: str | None, after: int | None) -> int:
+    """The header wins over the query, as a browser's EventSource sends it on reconnecting."""
+    if last_event_id is None or not last_event_id.strip():
+        return after or 0
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise AppError(
+            "Last-Event-ID must be the id of an event: a whole number",
+            code="invalid_last_event_id", status=400,
+        )  # fmt: skip
+    return value

@@ -20,8 +20,12 @@ from sqlalchemy import select
 
 from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
+from chatgate.chat.events import AnswerEvents
+from chatgate.chat.liveness import Liveness
 from chatgate.chat.models import Message, MessageStatus
 from chatgate.chat.prepare import Ask, PreparedTurn, TurnParts, prepare_turn, turn_in_progress
+from chatgate.chat.streamlog import EventSink, LogEvent, StreamLog
+from chatgate.core.config import OnDisconnect
 from chatgate.core.db import Database
 from chatgate.core.errors import ServiceUnavailable
 from chatgate.knowledge.retrieval import Retriever
@@ -38,30 +42,16 @@ STOP_POLL = 0.1
 log = logging.getLogger("chatgate.chat.turns")
 
 
-@dataclass(frozen=True, slots=True)
-class Replacement:
-    """The whole answer so far, replaced by the engine (e.g. its output moderation)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Citations:
-    """The engine's own citations, known only at the end of its answer (a Dify app's)."""
-
-    items: list[dict[str, Any]]
-
-
 @dataclass(eq=False)
 class Turn:
-    """An answer being written in this process, and the live stream that watches it."""
+    """An answer being written in this process, and the live stream that watches it: its events
+    (numbered, logged for resuming anywhere) in `events` as they happen."""
 
     session_id: uuid.UUID
     user_message: Message
     answer: Message
-    events: asyncio.Queue[str | Replacement | Citations | TurnEnd] = field(
-        default_factory=asyncio.Queue
-    )
+    log: EventSink
+    events: asyncio.Queue[LogEvent] = field(default_factory=asyncio.Queue)
     first_output: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: StopReason | None = None
     task: asyncio.Task[TurnEnd] | None = None
@@ -70,17 +60,28 @@ class Turn:
     guard_marks: dict[str, str] = field(default_factory=dict)
     # Whose turn it is: erasing that user stops it.
     user_id: str = ""
+    # What its live stream's client going away does to it.
+    on_disconnect: OnDisconnect = "continue"
+    stream: AnswerEvents = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream = AnswerEvents(self.log, self.answer.id, live=self.events)
+        self.stream.start(self.answer, self.user_message.id)
 
     def on_text(self, text: str) -> None:
-        self.events.put_nowait(text)
+        self.stream.on_text(text)
         self.first_output.set()
 
     def on_replace(self, text: str) -> None:
-        self.events.put_nowait(Replacement(text))
+        self.stream.on_replace(text)
         self.first_output.set()
 
     def on_citations(self, citations: list[dict[str, Any]]) -> None:
-        self.events.put_nowait(Citations(citations))
+        self.stream.on_citations(citations)
+
+    def end(self, end: TurnEnd) -> None:
+        self.stream.end(end)
+        self.first_output.set()
 
     def stop(self, reason: StopReason) -> None:
         if self.task is not None and not self.task.done():
@@ -106,6 +107,9 @@ class TurnManager:
         limiter: RateLimiter | None = None,
         cache: AnswerCache | None = None,
         retriever: Retriever | None = None,
+        log: StreamLog,
+        liveness: Liveness | None = None,
+        on_disconnect: OnDisconnect = "continue",
     ) -> None:
         self._parts = TurnParts(
             database=database, providers=providers, limiter=limiter, cache=cache,
@@ -113,9 +117,26 @@ class TurnManager:
         )  # fmt: skip
         self._writer = writer
         self.queue = queue
+        self.log = log
+        self._liveness = liveness
+        self._on_disconnect = on_disconnect
+        if liveness is not None:
+            liveness.on_stop(self.stop_here)
+        # Set by `drain`: running answers may go on until then (loop time), then end.
+        self._drain_until: float | None = None
+        self._draining: asyncio.Task[None] | None = None
         self._active: dict[uuid.UUID, Turn] = {}
         # Sessions whose turn is being prepared, not yet in `_active`.
         self._starting: set[uuid.UUID] = set()
+
+    @property
+    def database(self) -> Database:
+        return self._parts.database
+
+    @property
+    def stops_elsewhere(self) -> bool:
+        """Whether an answer another process writes can be stopped from here (with Redis)."""
+        return self.queue is not None and self._liveness is not None
 
     async def prepare(self, ask: Ask) -> PreparedTurn:
         if ask.session.id in self._active:
@@ -135,7 +156,9 @@ class TurnManager:
             self._starting.discard(session_id)
         turn = Turn(
             session_id=session_id, user_message=prepared.user_message, answer=prepared.answer,
-            cache=prepared.cache, guard_marks=prepared.guard_marks, user_id=ask.user.id,
+            log=self.log, cache=prepared.cache, guard_marks=prepared.guard_marks,
+            user_id=ask.user.id,
+            on_disconnect=ask.assistant.stream_on_disconnect or self._on_disconnect,
         )  # fmt: skip
         if prepared.cache is not None and prepared.cache.hit:
             turn.task = asyncio.create_task(self._replay(turn))
@@ -151,7 +174,7 @@ class TurnManager:
             return prepared
         turn = Turn(
             session_id=ask.session.id, user_message=prepared.user_message, answer=prepared.answer,
-            cache=prepared.cache, user_id=ask.user.id,
+            log=self.log, cache=prepared.cache, user_id=ask.user.id,
         )  # fmt: skip
         if prepared.restores:
             # Its masked values must not sit in Redis for a worker: written here instead.
@@ -162,6 +185,8 @@ class TurnManager:
             prepared.answer.id, chain_spec(prepared.provider), prepared.request, prepared.cache
         )
         try:
+            # Its message_start logged first: the worker numbers its own events after it.
+            await self.log.flush()
             await self.queue.enqueue_answer(job)
         except ServiceUnavailable:
             # Nowhere to queue it: written here, as without Redis, rather than left locking
@@ -170,10 +195,20 @@ class TurnManager:
             self._write_here(turn, prepared)
         return prepared
 
-    async def stop_queued(self, answer_id: uuid.UUID) -> Message | None:
-        """Stops an answer that a worker writes or has yet to take: the answer as it ended, or
-        None when it is gone, or a worker holds it and has not ended it within STOP_WAIT."""
-        assert self.queue is not None
+    def stop_here(self, answer_id: uuid.UUID) -> bool:
+        """Stops the answer if this process writes it (asked by any process)."""
+        for turn in self._active.values():
+            if turn.answer.id == answer_id:
+                turn.stop("stopped")
+                return True
+        return False
+
+    async def stop_elsewhere(self, answer_id: uuid.UUID) -> Message | None:
+        """Stops an answer another process writes (a replica, a worker) or none does yet: the
+        answer as it ended, or None when it is gone, or its writer has not ended it within
+        STOP_WAIT. Needs Redis (`queue`, `liveness`): without it there is one process."""
+        assert self.queue is not None and self._liveness is not None
+        await self._liveness.request_stop(answer_id)
         await self.queue.request_abort(answer_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_WAIT
@@ -182,9 +217,10 @@ class TurnManager:
                 answer = await db.get(Message, answer_id)
             if answer is None or answer.status != "streaming":
                 return answer
-            if await self.queue.status(answer_id) != "running":
-                # No worker has it (none runs, or none took it yet): ended here; a worker
-                # taking the job later finds it aborted, or its answer ended, and skips it.
+            writer = await self._liveness.writer_of(answer_id)
+            if writer is None and await self.queue.status(answer_id) != "running":
+                # No process writes it (none took it yet, or its writer died): ended here; a
+                # worker taking the job later finds it aborted, or its answer ended, and skips it.
                 await interrupt_answer(self._parts.database, answer_id, reason="stopped")
                 continue
             if loop.time() >= deadline:
@@ -193,6 +229,7 @@ class TurnManager:
 
     def _write_here(self, turn: Turn, prepared: PreparedTurn) -> Turn:
         """Writes the turn's answer in a task of this process."""
+        turn.stream.claim()
         self._active[turn.session_id] = turn
         turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
         return turn
@@ -212,7 +249,26 @@ class TurnManager:
         await asyncio.gather(*(t.task for t in turns if t.task), return_exceptions=True)
         return len(turns)
 
+    @property
+    def draining(self) -> bool:
+        return self._drain_until is not None
+
+    def drain(self, grace: float) -> None:
+        """The process is to end (SIGTERM): running answers may go on for `grace` seconds more;
+        `shutdown` then ends the rest."""
+        if self._drain_until is None:
+            self._drain_until = asyncio.get_running_loop().time() + grace
+            self._draining = asyncio.create_task(self.shutdown(), name="drain")
+
     async def shutdown(self) -> None:
+        """Ends every answer this process writes: at once, or when draining, those still
+        running when the grace period is over (`interrupted`, text kept; a live stream gets an
+        `error` telling it to resume elsewhere)."""
+        running = [t.task for t in self._active.values() if t.task]
+        if self._drain_until is not None and running:
+            left = self._drain_until - asyncio.get_running_loop().time()
+            if left > 0:
+                await asyncio.wait(running, timeout=left)
         turns = list(self._active.values())
         for turn in turns:
             turn.stop("shutdown")
@@ -233,8 +289,9 @@ class TurnManager:
                 await self._remember(turn.cache, provider, request, end.message)
         finally:
             self._active.pop(turn.session_id, None)
-        turn.events.put_nowait(end)
-        turn.first_output.set()
+        if turn.stop_reason == "shutdown" and end.error is None:
+            end = TurnEnd(message=end.message, error=shutting_down())
+        turn.end(end)
         return end
 
     async def write_queued(
@@ -252,11 +309,27 @@ class TurnManager:
             return None
         if answer.content:
             answer.content = ""  # an earlier try died part-way; this one starts over
-        end = await self._writer.write(answer=answer, provider=provider, request=request)
+        stream = await self._queued_stream(answer)
+        end = await self._writer.write(
+            answer=answer, provider=provider, request=request, listener=stream
+        )
         await self._remember(plan, provider, request, end.message)
+        stream.end(end)
         if not await self._answer_exists(answer_id):
             return None  # erased meanwhile: the worker leaves no result of it behind either
         return end.message.status
+
+    async def _queued_stream(self, answer: Message) -> AnswerEvents:
+        """A queued answer's events, numbered after those already logged (its message_start,
+        logged by the API process that queued it, and an earlier try's, whose text it drops)."""
+        logged = await self.log.read(answer.id, after=0) or []
+        stream = AnswerEvents(self.log, answer.id, last_id=logged[-1].id if logged else 0)
+        stream.claim()
+        if not logged:
+            stream.start(answer, None)
+        elif any(event.name == "delta" for event in logged):
+            stream.on_replace("")
+        return stream
 
     async def _remember(
         self,
@@ -289,5 +362,13 @@ class TurnManager:
         """A cached answer, complete in its row already: one delta with the whole text."""
         turn.on_text(turn.answer.content)
         end = TurnEnd(message=turn.answer, error=None)
-        turn.events.put_nowait(end)
+        turn.end(end)
         return end
+
+
+def shutting_down() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "this chatgate process is shutting down: the answer so far is kept; resume its events "
+        "(GET /v1/sessions/{id}/messages/{message_id}/events) or ask again",
+        code="server_shutting_down",
+    )

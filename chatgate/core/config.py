@@ -22,6 +22,8 @@ from chatgate.core.policies import (
 )
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+# What a streamed answer does when its client goes away (`stream_on_disconnect`).
+OnDisconnect = Literal["continue", "stop"]
 
 
 class ConfigError(RuntimeError):
@@ -112,6 +114,10 @@ class AssistantConfig(BaseModel):
     retention_days: int | None = Field(
         None, ge=1, description="days a conversation is kept after its last activity, then "
         "erased; unset = the global retention_days",
+    )  # fmt: skip
+    stream_on_disconnect: OnDisconnect | None = Field(
+        None, description="when a streaming client goes away: the answer goes on and is stored "
+        "whole (continue), or ends there (stop); unset = the global stream_on_disconnect",
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -299,6 +305,22 @@ class Settings(BaseSettings):
     stream_flush_seconds: float = Field(
         1.0, gt=0, description="how often a streaming answer's text is saved while it grows"
     )
+    stream_on_disconnect: OnDisconnect = Field(
+        "continue", description="when a streaming client goes away: the answer goes on and can "
+        "be resumed (continue), or ends `interrupted` (stop); an assistant may say otherwise",
+    )  # fmt: skip
+    stream_log_keep_seconds: float = Field(
+        600, ge=0, description="how long an answer's event log is kept after the answer ends, "
+        "for clients resuming it; the stored answer is replayed after that",
+    )  # fmt: skip
+    drain_grace_seconds: float = Field(
+        25, ge=0, description="on SIGTERM: how long running answers may go on before they end "
+        "`interrupted`; /ready is 503 from the signal on",
+    )  # fmt: skip
+    keep_alive_seconds: float = Field(
+        75, gt=0, description="idle keep-alive of a client connection: longer than a load "
+        "balancer's own (60 s for most), so the balancer closes first",
+    )  # fmt: skip
     default_assistant: str | None = Field(
         None, description="the assistant of /v1/qa when none is named; the first one if unset"
     )

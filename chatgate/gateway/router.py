@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from redis.asyncio import Redis
 
+from chatgate.chat.turns import TurnManager
 from chatgate.core.deps import DatabaseDep
 from chatgate.core.parts import optional_part
 from chatgate.core.responses import JSONBytes
@@ -17,6 +18,7 @@ from chatgate.tasks.queue import TaskQueue
 router = APIRouter(tags=["health"])
 RedisDep = Annotated[Redis | None, Depends(optional_part(Redis))]
 QueueDep = Annotated[TaskQueue | None, Depends(optional_part(TaskQueue))]
+TurnsDep = Annotated[TurnManager | None, Depends(optional_part(TurnManager))]
 
 
 @router.get("/health")
@@ -25,8 +27,11 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(database: DatabaseDep, redis: RedisDep) -> JSONBytes:
-    """Ready when the database and Redis (if configured) answer; else 503 naming what failed."""
+async def ready(database: DatabaseDep, redis: RedisDep, turns: TurnsDep) -> JSONBytes:
+    """Ready when the database and Redis (if configured) answer and the process is not draining
+    (SIGTERM); else 503 naming what failed."""
+    if turns is not None and turns.draining:
+        return JSONBytes({"status": "not_ready", "checks": {"drain": "draining"}}, status_code=503)
     checks = await check_dependencies(database, redis)
     if any(result != "ok" for result in checks.values()):
         return JSONBytes({"status": "not_ready", "checks": checks}, status_code=503)

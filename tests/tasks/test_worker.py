@@ -21,7 +21,7 @@ from arq.jobs import Job
 from chatgate.core.config import Settings
 from chatgate.tasks.queue import JobCodec, queue_redis
 from chatgate.vault.keyring import KeyRing
-from tests.conftest import TEST_ENCRYPTION_KEYS, Double, make_token, settings_for
+from tests.conftest import TEST_ENCRYPTION_KEYS, Double, make_token, parse_sse, settings_for
 from tests.runner import run_chatgate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -213,3 +213,32 @@ async def test_a_workers_answer_fills_the_cache_for_the_next_asker(
     assert answered.status_code == 200, answered.text
     assert answered.headers["x-cache"] == "hit"
     assert answered.json()["answer"] == written["message"]["content"] == f"echo: {question}"
+
+
+async def test_a_workers_answer_streams_its_events_from_the_api(
+    queued_settings: Settings, tmp_path: Path, http_for: Any
+) -> None:
+    """The API logs the task's message_start, the worker numbers its events after it, and any
+    API process tails them (`GET /v1/tasks/{id}/events`), resuming after a given id."""
+    with run_chatgate(queued_settings) as api, workers(queued_settings, tmp_path):
+        http = http_for(api, "events-user")
+        _, task_id = await ask_async(http, f"[[slow 20 0.05]] {secrets.token_hex(4)}")
+        seen: list[dict[str, Any]] = []
+        async with http.stream("GET", f"/v1/tasks/{task_id}/events") as response:
+            assert response.status_code == 200
+            raw = ""
+            async for chunk in response.aiter_text():
+                raw += chunk
+                if raw.count("event: delta") >= 5 and raw.endswith("\n\n"):
+                    break
+            seen = parse_sse(raw)
+        rest_raw = (
+            await http.get(f"/v1/tasks/{task_id}/events", headers={"Last-Event-ID": seen[-1]["id"]})
+        ).text
+        events = seen + parse_sse(rest_raw)
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event"] == "message_start"
+    assert events[0]["data"]["message_id"] == task_id
+    assert events[-1]["event"] == "message_end"
+    text = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
+    assert text == events[-1]["data"]["message"]["content"] == "".join(f"w{i} " for i in range(20))
