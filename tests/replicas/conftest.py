@@ -20,6 +20,7 @@ from tests.replicas.topology import Replica, Topology, deployment_config, run_to
 from tests.resilience.engines import SwitchableEngine
 
 REQUESTS_PER_MINUTE = 60
+DRAIN_GRACE = 8  # seconds a drained replica's answers have to finish (25 by default)
 TOKENS = Tokens(JWT_SECRET, JWT_AUDIENCE)
 
 
@@ -43,6 +44,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         with run_topology(
             folder, config, jwt_secret=JWT_SECRET, jwt_audience=JWT_AUDIENCE,
             encryption_keys=TEST_ENCRYPTION_KEYS,
+            extra_env={"CHATGATE_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE)},
         ) as topology:  # fmt: skip
             yield Deployment(topology, engine, fragile)
 

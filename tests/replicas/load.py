@@ -112,11 +112,13 @@ async def read_load(
     *,
     concurrency: int = 6,
     per_user: int = 40,
+    per_second: float | None = None,
 ) -> ReadResult:
     """GETs through the balancer until `stop` is set: a reader's history, its session, its list
-    of sessions, each user at most `per_user` times. Any answer but a 200 that reads back what
-    was stored, or no answer at all, is a failed read."""
+    of sessions, each user at most `per_user` times, at most `per_second` in all. Any answer but
+    a 200 that reads back what was stored, or no answer at all, is a failed read."""
     result = ReadResult()
+    every = concurrency / per_second if per_second else 0.0  # seconds between one loop's reads
     pool = itertools.cycle(readers)
     paths = itertools.cycle(("history", "session", "sessions"))
 
@@ -146,6 +148,8 @@ async def read_load(
             result.reads += 1
             if response.status_code != 200 or not _reads_back(path, response.json(), reader):
                 result.failures.append(f"GET {path}: {response.status_code} {response.text[:200]}")
+            if every:
+                await asyncio.sleep(max(0.0, began + every - time.monotonic()))
 
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     result.ended = time.monotonic()

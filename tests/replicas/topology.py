@@ -47,7 +47,6 @@ class Replica:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     terminated: bool = False  # SIGTERM sent to this process (a second one would force it out)
-    special: bool = False  # started with settings of its own
 
     @property
     def url(self) -> str:
@@ -57,17 +56,15 @@ class Replica:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, **extra_env: str) -> None:
-        """Starts the process; `extra_env` holds for this start only."""
+    def start(self) -> None:
         self.starts += 1
         self.terminated = False
-        self.special = bool(extra_env)
         with self.log.open("ab") as out:
-            out.write(f"--- start {self.starts} {extra_env or ''} ---\n".encode())
+            out.write(f"--- start {self.starts} ---\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                self.command, env={**self.env, **extra_env}, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
 
     def wait_ready(self, deadline: float) -> None:
@@ -114,10 +111,27 @@ class Replica:
 
 
 @dataclass
+class PrivateRedis:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def pause(self) -> None:
+        """SIGSTOP: it holds every connection and answers nothing, like a stalled host."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+
+@dataclass
 class Topology:
     folder: Path
     database_url: str
-    redis_url: str
+    redis: PrivateRedis
     replicas: list[Replica]
     worker: Replica  # the same life cycle; it serves no port (`port` unused)
     balancer: Balancer
@@ -131,32 +145,21 @@ class Topology:
     def replica(self, name: str) -> Replica:
         return next(r for r in self.replicas if r.name == name)
 
-    def restart(self, replica: Replica, **extra_env: str) -> None:
-        """Starts a stopped or killed replica again on its port (with `extra_env` for this run
-        only), and waits until the balancer sends it requests once more."""
+    def restart(self, replica: Replica) -> None:
+        """Starts a stopped or killed replica again on its port, and waits until the balancer
+        sends it requests once more."""
         replica.stop()
-        replica.start(**extra_env)
+        replica.start()
         replica.wait_ready(time.monotonic() + START_WITHIN)
         self.balancer.wait_for(replica.name, "UP")
 
     def ensure_all_up(self) -> None:
-        """Every replica running as configured (one started with other settings is started
-        again), and UP at the balancer."""
+        """Every replica running, and UP at the balancer."""
         for replica in self.replicas:
-            if not replica.running or replica.special:
+            if not replica.running:
                 self.restart(replica)
             else:
                 self.balancer.wait_for(replica.name, "UP")
-
-
-@dataclass
-class PrivateRedis:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 @contextmanager
@@ -177,6 +180,7 @@ def private_redis() -> Iterator[PrivateRedis]:
             raise RuntimeError("the private redis-server did not start")
         yield PrivateRedis(port, process)
     finally:
+        process.send_signal(signal.SIGCONT)  # a paused one acts on SIGTERM once it runs again
         process.terminate()
         process.wait(10)
 
@@ -279,7 +283,7 @@ def run_topology(
             )
         )  # fmt: skip
         yield Topology(
-            folder=folder, database_url=database_url, redis_url=redis.url,
+            folder=folder, database_url=database_url, redis=redis,
             replicas=processes, worker=worker, balancer=balancer, config=config,
         )  # fmt: skip
 
