@@ -280,13 +280,24 @@ async def resume_answer(
     leave_after: int | None = None,
 ) -> Stream:  # fmt: skip
     """`GET …/events` after event `after` (the Last-Event-ID header, or `?after=`)."""
-    stream = Stream(session_id)
+    path = f"/v1/sessions/{session_id}/messages/{message_id}/events"
+    return await read_after(
+        http, path, Stream(session_id), after=after, headers=headers, by_query=by_query,
+        leave_after=leave_after,
+    )  # fmt: skip
+
+
+async def read_after(
+    http: httpx.AsyncClient, path: str, stream: Stream, *, after: int,
+    headers: dict[str, str] | None = None, by_query: bool = False,
+    leave_after: int | None = None,
+) -> Stream:  # fmt: skip
+    """The events of an answer's `path` (its session's or its task's) after event `after`."""
     params = {"after": str(after)} if by_query else None
     last = {} if by_query else {"Last-Event-ID": str(after)}
     try:
         async with http.stream(
-            "GET", f"/v1/sessions/{session_id}/messages/{message_id}/events",
-            params=params, headers={**(headers or {}), **last},
+            "GET", path, params=params, headers={**(headers or {}), **last},
             timeout=httpx.Timeout(READ_TIMEOUT, read=60),
         ) as response:  # fmt: skip
             if response.status_code != 200:

@@ -9,9 +9,11 @@ import httpx
 
 from tests.replicas.conftest import TOKENS, Deployment
 from tests.replicas.load import (
+    Stream,
     client,
     in_order,
     new_session,
+    read_after,
     resume_answer,
     slow,
     stream_answer,
@@ -78,3 +80,27 @@ async def test_an_answer_is_stopped_through_another_replica(
     history = (await balanced.get(f"/v1/history/{session_id}", headers=headers)).json()
     assert history["data"][-1]["status"] == "interrupted"
     assert history["data"][-1]["content"] == stream.text()
+
+
+async def test_a_queued_answer_written_by_the_worker_is_followed_from_any_replica(
+    replicas: Deployment, balanced: httpx.AsyncClient
+) -> None:
+    first, second, _ = replicas.topology.replicas
+    _, headers = TOKENS.new_user("follower")
+    session_id = await new_session(balanced, headers, "echo")
+    queued = await balanced.post(
+        f"/v1/sessions/{session_id}/messages",
+        json={"content": slow(20, 0.1), "response_mode": "async"}, headers=headers,
+    )  # fmt: skip
+    assert queued.status_code == 202, queued.text
+    path = f"/v1/tasks/{queued.json()['task_id']}/events"
+    async with client(first.url, headers) as on_first, client(second.url, headers) as on_second:
+        begun = await read_after(on_first, path, Stream(session_id), after=0, leave_after=5)
+        resumed = await read_after(on_second, path, Stream(session_id), after=begun.last_id)
+    whole = begun.joined(resumed)
+    assert begun.cut is None and resumed.cut is None, (begun.cut, resumed.cut)
+    assert whole.ids == list(range(1, len(whole.ids) + 1))
+    assert whole.end is not None and whole.end["event"] == "message_end", whole.end
+    assert whole.end["data"]["message"]["status"] == "complete"
+    assert words_of(whole.text()) == [f"w{i}" for i in range(20)]
+    assert whole.end["data"]["message"]["content"] == whole.text()
