@@ -21,7 +21,7 @@ from sqlalchemy import select
 from chatgate.chat.answers import TurnEnd
 from chatgate.chat.models import Message
 from chatgate.chat.schemas import MessageOut
-from chatgate.chat.streamlog import EventSink, LogEvent, StreamLog
+from chatgate.chat.streamlog import Deliver, EventSink, LogEvent, StreamLog
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError, error_body
 
@@ -63,7 +63,8 @@ class AnswerEvents:
     ) -> None:
         self._log = log
         self._answer_id = answer_id
-        self._live = live
+        # Events reach the live stream once logged (`StreamLog.append`).
+        self._deliver = live.put_nowait if live is not None else None
         self.last_id = last_id
 
     def claim(self) -> None:
@@ -73,9 +74,7 @@ class AnswerEvents:
     def emit(self, name: str, data: dict[str, Any]) -> LogEvent:
         self.last_id += 1
         event = LogEvent(self.last_id, name, data)
-        self._log.append(self._answer_id, event)
-        if self._live is not None:
-            self._live.put_nowait(event)
+        self._log.append(self._answer_id, event, self._deliver)
         return event
 
     def start(self, answer: Message, user_message_id: uuid.UUID | None) -> None:
@@ -103,10 +102,8 @@ class AnswerEvents:
     def end(self, end: TurnEnd) -> None:
         self.last_id += 1
         event = end_event(self.last_id, end.message, end.error)
-        self._log.append(self._answer_id, event)
+        self._log.append(self._answer_id, event, self._deliver)
         self._log.finish(self._answer_id)
-        if self._live is not None:
-            self._live.put_nowait(event)
 
 
 async def resume_events(
@@ -209,7 +206,7 @@ class _Collected:
 
     def begin(self, answer_id: uuid.UUID) -> None: ...
 
-    def append(self, answer_id: uuid.UUID, event: LogEvent) -> None:
+    def append(self, answer_id: uuid.UUID, event: LogEvent, deliver: Deliver | None = None) -> None:
         self.events.append(event)
 
     def finish(self, answer_id: uuid.UUID) -> None: ...

@@ -20,8 +20,9 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 from redis.asyncio import Redis
@@ -46,14 +47,19 @@ class LogEvent:
     data: dict[str, Any]
 
 
+Deliver = Callable[["LogEvent"], None]
+
+
 class EventSink(Protocol):
     """Where an answer's events go as they are sent."""
 
     def begin(self, answer_id: uuid.UUID) -> None:
         """This process writes the answer from now on."""
 
-    def append(self, answer_id: uuid.UUID, event: LogEvent) -> None:
-        """Logs the event, in order after the ones before it, without waiting."""
+    def append(self, answer_id: uuid.UUID, event: LogEvent, deliver: Deliver | None = None) -> None:
+        """Logs the event, in order after the ones before it, without waiting; then (once it is
+        logged, or could not be) hands it to `deliver`: a client is sent only logged events, so
+        whatever it saw outlives this process."""
 
     def finish(self, answer_id: uuid.UUID) -> None:
         """The answer has sent its last event: the log is kept for resuming clients a while."""
@@ -72,6 +78,16 @@ class StreamLog(EventSink, Protocol):
         """Waits until every event appended so far is logged (or could not be)."""
 
     async def close(self) -> None: ...
+
+
+class _Op(NamedTuple):
+    """One step of the Redis log's queue, sent in order."""
+
+    kind: Literal["begin", "event", "finish"]
+    answer_id: str
+    event: LogEvent | None = None
+    sealed: str = ""
+    deliver: Deliver | None = None
 
 
 def log_key(answer_id: uuid.UUID | str) -> str:
@@ -97,7 +113,7 @@ class MemoryStreamLog:
     def begin(self, answer_id: uuid.UUID) -> None:
         self._logs.setdefault(answer_id, _Kept())
 
-    def append(self, answer_id: uuid.UUID, event: LogEvent) -> None:
+    def append(self, answer_id: uuid.UUID, event: LogEvent, deliver: Deliver | None = None) -> None:
         kept = self._logs.get(answer_id)
         if kept is None:
             kept = self._logs[answer_id] = _Kept()
@@ -105,6 +121,8 @@ class MemoryStreamLog:
         if kept.grew is not None:
             kept.grew.set()
             kept.grew = None
+        if deliver is not None:
+            deliver(event)
 
     def finish(self, answer_id: uuid.UUID) -> None:
         kept = self._logs.get(answer_id)
@@ -162,19 +180,19 @@ class RedisStreamLog:
         self._tail = tail  # blocking reads, on connections whose timeout outlasts them
         self._process_id = process_id
         self._keep_ms = max(int(keep_seconds * 1000), 1)
-        self._pending: list[tuple[str, str, LogEvent | None, str]] = []
+        self._pending: list[_Op] = []
         self._sending: asyncio.Task[None] | None = None
 
     def begin(self, answer_id: uuid.UUID) -> None:
-        self._queue(("begin", str(answer_id), None, ""))
+        self._queue(_Op("begin", str(answer_id)))
 
-    def append(self, answer_id: uuid.UUID, event: LogEvent) -> None:
+    def append(self, answer_id: uuid.UUID, event: LogEvent, deliver: Deliver | None = None) -> None:
         # Sealed here, in the answer's own context, which knows its user's key.
         sealed = seal_value(orjson.dumps(event.data).decode())
-        self._queue(("event", str(answer_id), event, sealed))
+        self._queue(_Op("event", str(answer_id), event, sealed, deliver))
 
     def finish(self, answer_id: uuid.UUID) -> None:
-        self._queue(("finish", str(answer_id), None, ""))
+        self._queue(_Op("finish", str(answer_id)))
 
     async def read(
         self, answer_id: uuid.UUID, *, after: int, wait: float = 0
@@ -205,7 +223,7 @@ class RedisStreamLog:
             log.warning("events still unsent at close are not logged")
         await self._tail.aclose()
 
-    def _queue(self, op: tuple[str, str, LogEvent | None, str]) -> None:
+    def _queue(self, op: _Op) -> None:
         self._pending.append(op)
         if self._sending is None or self._sending.done():
             self._sending = asyncio.create_task(self._send(), name="stream-log")
@@ -216,16 +234,19 @@ class RedisStreamLog:
             try:
                 await self._send_batch(batch)
             except REDIS_ERRORS as exc:
-                # Resuming clients then get the stored answer instead (chat/events.py).
+                # Sent to their clients all the same; resuming clients get the stored answer.
                 log.warning(
                     "%d answer events could not be logged: %s", len(batch),
                     exc or type(exc).__name__,
                 )  # fmt: skip
+            for op in batch:
+                if op.deliver is not None and op.event is not None:
+                    op.deliver(op.event)
 
-    async def _send_batch(self, batch: list[tuple[str, str, LogEvent | None, str]]) -> None:
+    async def _send_batch(self, batch: list[_Op]) -> None:
         live: set[str] = set()
         async with self._redis.pipeline(transaction=False) as pipe:
-            for kind, answer_id, event, sealed in batch:
+            for kind, answer_id, event, sealed, _ in batch:
                 key = log_key(answer_id)
                 if kind == "begin":
                     pipe.hset(WRITERS_KEY, answer_id, self._process_id)
