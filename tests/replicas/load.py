@@ -175,6 +175,7 @@ class Stream:
     events: list[dict[str, Any]] = field(default_factory=list)
     cut: str | None = None  # the transport error that ended the reading, if one did
     first_delta: float | None = None  # seconds from the request to the first delta
+    ended_at: float | None = None  # when its end arrived (time.monotonic)
 
     @property
     def message_id(self) -> str | None:
@@ -243,6 +244,7 @@ async def read_events(
                 if leave_after is not None and stream.deltas >= leave_after:
                     return
             if stream.end is not None:
+                stream.ended_at = time.monotonic()
                 return
     except httpx.HTTPError as exc:
         stream.cut = f"{type(exc).__name__}: {exc}"
