@@ -1,20 +1,25 @@
-"""History read benchmark: does a 10,000-message session open as fast as a 10-message one?
+"""History read benchmark: does a 10,000-message session open as fast as a 10-message one, and
+does its newest page hold 1,000 users reading it about once a second?
 
     .venv/bin/python bench/history.py [--workers 2] [--requests 1000] [--duration 15s]
-        [--connections 1000[,N...]] [--rate 1] [--skip-load] [--keep-db]
+        [--connections 1000[,N...]] [--load plain,conditional] [--skip-load] [--keep-db]
 
 Creates a scratch PostgreSQL database (chatgate_bench), migrates it, seeds one user's sessions
-of 10 and 10,000 messages, serves it with `chatgate serve` (auth none, loopback) and measures:
+of 10 and 10,000 messages (sealed at rest), serves it with `chatgate serve` (auth none,
+loopback) and measures:
   (a) sequential GET /v1/history/{id}?limit=50 over one keep-alive connection, per session;
   (b) pages deep in the long session (`before` at 25 %, 50 %, 90 % of the way back);
-  (c) `hey -c 1000 -q 1 -z 15s` on the long session's newest page (1,000 req/s offered).
-Targets: (a) long within 1.2x of short; (c) p99 < 50 ms and no errors. Each page is checked
-(the expected ids, has_more/next_before, every message equal to MessageOut's JSON), the server's
-CPU time per request is counted, and the load runs report the cores used by chatgate, hey,
-PostgreSQL and the rest of the (shared) machine. Two workers by default: one uvicorn worker is
-one Python thread, so two let chatgate use both cores when they are free.
-The database is dropped afterwards (--keep-db keeps it). hey is not installed by this script:
-`apt-get install -y hey` (bench/setup.sh) does that.
+  (c) wrk on the long session's newest page: each of 1,000 keep-alive connections reads it,
+      waits 0.5-1.5 s at random and reads again (bench/history.lua), about 1,000 req/s offered
+      and spread in time; `plain` reads the whole page each time, `conditional` sends back the
+      ETag last got (If-None-Match) as a browser or a polling client does.
+Targets: (a) long within 1.2x of short; (c) p99 < 50 ms and no errors, at 1,000 connections.
+Each page is checked (the expected ids, has_more/next_before, every message equal to
+MessageOut's JSON), the server's CPU time per request is counted, and the load runs report the
+cores used by chatgate, wrk, PostgreSQL and the rest of the (shared) machine. Two workers by
+default: one uvicorn worker is one Python thread, so two let chatgate use both cores.
+The database is dropped afterwards (--keep-db keeps it). wrk is not installed by this script:
+`apt-get install -y wrk` (bench/gateway/setup.sh) does that.
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ import asyncio
 import http.client
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness import (
@@ -137,52 +142,31 @@ def sequential(port: int, cases: list[Case], requests: int, *, server_pid: int) 
         client.close()
 
 
-HEY_LINE = {
-    "rps": re.compile(r"Requests/sec:\s+([\d.]+)"),
-    "total": re.compile(r"Total:\s+([\d.]+) secs"),
-    "slowest": re.compile(r"Slowest:\s+([\d.]+) secs"),
-    "p50": re.compile(r"50%+ in ([\d.]+) secs"),
-    "p90": re.compile(r"90%+ in ([\d.]+) secs"),
-    "p99": re.compile(r"99%+ in ([\d.]+) secs"),
-}
+LUA = Path(__file__).with_name("history.lua")
 
 
-def parse_hey(output: str) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    for key, pattern in HEY_LINE.items():
-        match = pattern.search(output)
-        figures[key] = float(match.group(1)) if match else float("nan")
-    statuses = {
-        int(code): int(n) for code, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", output)
-    }
-    errors_part = output.split("Error distribution:", 1)
-    errors = (
-        sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s", errors_part[1], re.M))
-        if len(errors_part) > 1
-        else 0
-    )
-    if len(errors_part) > 1:
-        kinds = [line.strip() for line in errors_part[1].splitlines() if line.strip()]
-        figures["error_kinds"] = kinds[:3]
-    figures["ok"] = statuses.get(200, 0)
-    figures["non_200"] = sum(n for code, n in statuses.items() if code != 200)
-    figures["errors"] = errors
-    return figures
-
-
-def run_hey(
-    url: str, *, connections: int, rate: int, duration: str, pid: int, database: str
+def run_wrk(
+    url: str, *, connections: int, mode: str, duration: str, pid: int, database: str
 ) -> dict[str, Any]:
-    command = ["hey", "-c", str(connections), "-q", str(rate), "-z", duration, url]
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}", "--timeout", "10s",
+               "-s", str(LUA), url, "--", mode]  # fmt: skip
     with CpuMeter(server_pid=pid, database=database) as meter:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
-    output = OUT / f"hey-c{connections}.txt"
+    output = OUT / f"wrk-c{connections}-{mode}.txt"
     output.write_text(" ".join(command) + "\n\n" + result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise RuntimeError(f"hey failed ({result.returncode}): {result.stderr[-500:]}")
-    figures = parse_hey(result.stdout)
+    line = next((x for x in result.stdout.splitlines() if x.startswith("wrk-json ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr[-500:]}")
+    figures: dict[str, Any] = json.loads(line.removeprefix("wrk-json "))
+    errors = ("connect", "read", "write", "timeout")
+    figures["errors"] = sum(figures[k] for k in errors)
+    figures["rps"] = figures["requests"] / figures["seconds"]
+    statuses = {int(code): n for code, n in figures["statuses"].items()}
+    figures["ok"] = statuses.get(200, 0) + statuses.get(304, 0)
+    figures["not_modified"] = statuses.get(304, 0)
+    figures["non_ok"] = sum(n for code, n in statuses.items() if code not in (200, 304))
     figures.update({f"cores_{name}": value for name, value in meter.cores.items()})
-    figures.update(connections=connections, offered=connections * rate, output=output)
+    figures.update(connections=connections, mode=mode, output=output)
     return figures
 
 
@@ -239,12 +223,16 @@ def main() -> None:
     parser.add_argument(
         "--connections",
         default="1000",
-        help="hey -c, comma-separated for several runs (e.g. 250,500,1000); "
+        help="wrk -c, comma-separated for several runs (e.g. 250,500,1000); "
         "the target applies to 1000",
     )
-    parser.add_argument("--rate", type=int, default=1, help="hey -q: requests/s per connection")
+    parser.add_argument(
+        "--load",
+        default="plain,conditional",
+        help="the load runs at each level: plain (whole pages), conditional (If-None-Match)",
+    )
     parser.add_argument("--duration", default="15s")
-    parser.add_argument("--skip-load", action="store_true", help="skip the hey runs")
+    parser.add_argument("--skip-load", action="store_true", help="skip the wrk runs")
     parser.add_argument("--database", default="chatgate_bench")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument(
@@ -258,14 +246,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     levels = [int(c) for c in args.connections.split(",")]
+    modes = [m for m in args.load.split(",") if m]
+    if set(modes) - {"plain", "conditional"}:
+        sys.exit("--load takes plain and/or conditional")
 
-    if not args.skip_load and shutil.which("hey") is None:
+    if not args.skip_load and shutil.which("wrk") is None:
         sys.exit(
-            "hey is not installed. Install it with `apt-get install -y hey` (or bench/setup.sh), "
-            "or run with --skip-load."
+            "wrk is not installed. Install it with `apt-get install -y wrk` (or "
+            "bench/gateway/setup.sh), or run with --skip-load."
         )
     nofile = raise_file_limit()
-    if nofile < 2 * max(levels) + 200:  # hey's sockets and the server's, in one limit
+    if nofile < 2 * max(levels) + 200:  # wrk's sockets and the server's, in one limit
         sys.exit(f"RLIMIT_NOFILE is {nofile}; {max(levels)} connections need more")
     OUT.mkdir(parents=True, exist_ok=True)
     config = OUT / "history-config.yaml"
@@ -298,12 +289,13 @@ def main() -> None:
             cases = build_cases(seeded)
             sequential(port, cases, args.requests, server_pid=process.pid)
             url = f"http://127.0.0.1:{port}{cases[1].path}"
-            for connections in [] if args.skip_load else levels:
+            runs = [(c, m) for c in levels for m in modes]
+            for connections, mode in [] if args.skip_load else runs:
                 loads.append(
-                    run_hey(
+                    run_wrk(
                         url,
                         connections=connections,
-                        rate=args.rate,
+                        mode=mode,
                         duration=args.duration,
                         pid=process.pid,
                         database=args.database,
@@ -352,32 +344,35 @@ def report(args: argparse.Namespace, cases: list[Case], loads: list[dict[str, An
         return
     print()
     print(
-        f"(c) hey -c <connections> -q {args.rate} -z {args.duration} "
-        "<long session newest page, limit=50>"
+        f"(c) wrk -t2 -c <connections> -d {args.duration} -s bench/history.lua "
+        "<long session newest page, limit=50> [-- conditional]: each connection waits "
+        "0.5-1.5 s between reads"
     )
     print(
-        f"{'conns':>6}{'offered/s':>10}{'got/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-        f"{'200s':>7}{'non-200':>8}{'errors':>7}   cores: chatgate  hey postgres others"
+        f"{'conns':>6} {'load':<12}{'got/s':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}"
+        f"{'max ms':>8}{'200/304':>8}{'304s':>7}{'other':>6}{'errors':>7}"
+        "   cores: chatgate  wrk postgres others"
     )
     for load in loads:
         print(
-            f"{load['connections']:>6}{load['offered']:>10}{load['rps']:>8.0f}"
-            f"{load['p50'] * 1000:>9.1f}{load['p90'] * 1000:>9.1f}{load['p99'] * 1000:>9.1f}"
-            f"{load['ok']:>7.0f}{load['non_200']:>8.0f}{load['errors']:>7.0f}"
+            f"{load['connections']:>6} {load['mode']:<12}{load['rps']:>7.0f}{load['p50']:>8.1f}"
+            f"{load['p90']:>8.1f}{load['p99']:>8.1f}{load['max']:>8.1f}{load['ok']:>8}"
+            f"{load['not_modified']:>7}{load['non_ok']:>6}{load['errors']:>7}"
             f"{load['cores_server']:>17.2f}{load['cores_load_tool']:>5.2f}"
             f"{load['cores_postgres']:>9.2f}{load['cores_others']:>7.2f}"
         )
-        for kind in load.get("error_kinds", []):
-            print(f"  error: {kind[:160]}")
     print(
         f"  cores = average cores busy during the run, of {os.cpu_count()}: "
         "others is the rest of the machine (other people's work)"
     )
     for load in loads:
-        if load["connections"] * args.rate == 1000:
-            ok = load["p99"] * 1000 < 50 and load["errors"] == 0 and load["non_200"] == 0
-            print(f"  target at 1,000 req/s: p99 < 50 ms and zero errors -> {verdict(ok)}")
-    print(f"  hey's full outputs: {OUT}/hey-c<connections>.txt")
+        if load["connections"] == 1000:
+            ok = load["p99"] < 50 and load["errors"] == 0 and load["non_ok"] == 0
+            print(
+                f"  target at 1,000 connections ({load['mode']}): p99 < 50 ms and zero errors "
+                f"-> {verdict(ok)}"
+            )
+    print(f"  wrk's full outputs: {OUT}/wrk-c<connections>-<load>.txt")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ from chatgate.assistants.router import router as assistants_router
 from chatgate.audit.router import router as audit_router
 from chatgate.auth.router import router as keys_router
 from chatgate.chat.answers import recover_unfinished_answers
+from chatgate.chat.lane import HistoryLane
 from chatgate.chat.router import router as chat_router
 from chatgate.core.config import Settings, load_settings
 from chatgate.core.errors import install_error_handlers
 from chatgate.core.logging import configure_logging
 from chatgate.gateway.drain import drain_on_sigterm
 from chatgate.gateway.edge import Edge
-from chatgate.gateway.front import Door, FrontedFastAPI, document_lanes
+from chatgate.gateway.front import Door, FrontedFastAPI, Lane, document_lanes
 from chatgate.gateway.router import router as gateway_router
 from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
 from chatgate.knowledge.ingest import recover_interrupted_ingestions
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
         spans = partial(TracingMiddleware, tracer=tracing.tracer)
         app.add_middleware(TracingMiddleware, tracer=tracing.tracer)
     edge = Edge(settings.access, limiter)
-    lanes = [ChatCompletions()]
+    lanes: list[Lane] = [ChatCompletions(), HistoryLane()]
     app.front_options = {
         "edge": edge, "door": Door.of(settings), "lanes": lanes, "wrap_lanes": spans,
     }  # fmt: skip

@@ -76,7 +76,9 @@ class Message(Base):
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(SealedJSON, nullable=True)
     tool_call_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by every write (an update that does not name it gets the time now): a history page's
+    # ETag is its messages' ids, updated_at and status (chat/history.py).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
         Index("ix_messages_session_id_id", "session_id", "id"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy.exc
@@ -102,6 +103,21 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {problem(err)}"
 
 
+def validation_failure(errors: Sequence[Any]) -> JSONBytes:
+    """The answer to a request that fails validation: pydantic's errors, `loc` from the request
+    part (`query`, `body`…) on, as 422 `validation_error` (400 `invalid_json` for bad JSON)."""
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return JSONBytes(
+            error_body("invalid_json", "the request body is not valid JSON"), status_code=400
+        )
+    details = [
+        {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": problem(err)}
+        for err in errors
+    ]
+    message = "; ".join(_describe(err) for err in errors[:5])
+    return JSONBytes(error_body("validation_error", message, details=details), status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONBytes:
@@ -109,17 +125,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONBytes:
-        errors = exc.errors()
-        if any(err.get("type") == "json_invalid" for err in errors):
-            return JSONBytes(
-                error_body("invalid_json", "the request body is not valid JSON"), status_code=400
-            )
-        details = [
-            {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": problem(err)}
-            for err in errors
-        ]
-        message = "; ".join(_describe(err) for err in errors[:5])
-        return JSONBytes(error_body("validation_error", message, details=details), status_code=422)
+        return validation_failure(exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONBytes:

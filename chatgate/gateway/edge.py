@@ -3,6 +3,7 @@ before anything else runs; and with no authentication, that the request is local
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from starlette.types import Scope
@@ -99,6 +100,7 @@ def host_name(host: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=1024)  # parsing the address was a twentieth of a history read
 def _is_loopback(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -40,9 +40,12 @@ UNOBSERVED = frozenset({"/metrics"})  # scrapes would drown the traffic they mea
 
 
 class Lane(Protocol):
+    # Its route template: an exact path, or a prefix and one `{parameter}` segment at the end.
     path: str
     methods: frozenset[str]
-    openapi: dict[str, Any]  # its path item in the OpenAPI document
+    # Its path item in the OpenAPI document; empty when a FastAPI route of the same path, which
+    # the lane shadows, documents it.
+    openapi: dict[str, Any]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
@@ -87,9 +90,12 @@ class Front:
         self.app = app
         self.edge = edge
         self.door = door
-        self.lanes = {lane.path: lane for lane in lanes}
+        lanes = list(lanes)
+        self.lanes = {lane.path: lane for lane in lanes if "{" not in lane.path}
+        # (prefix, lane) for the lanes whose last segment is a parameter.
+        self.prefixed = [(lane.path.split("{", 1)[0], lane) for lane in lanes if "{" in lane.path]
         self.lane_apps: dict[str, ASGIApp] = {
-            path: wrap_lanes(lane) if wrap_lanes else lane for path, lane in self.lanes.items()
+            lane.path: wrap_lanes(lane) if wrap_lanes else lane for lane in lanes
         }
         self.observer = RequestObserver()
 
@@ -111,7 +117,7 @@ class Front:
                 response.finished = True
             await send(message)
 
-        lane = self.lanes.get(scope["path"])
+        lane = self.lanes.get(scope["path"]) or self._prefixed(scope["path"])
         with using_trace_id(trace_id):
             if scope["path"] in UNOBSERVED:
                 await self._serve(scope, receive, send_out, response, lane)
@@ -126,6 +132,16 @@ class Front:
                     stats, token, route=route or "unmatched", method=scope["method"],
                     status=response.status or 500, user=scope.get("state", {}).get("user_id"),
                 )  # fmt: skip
+
+    def _prefixed(self, path: str) -> Lane | None:
+        for prefix, lane in self.prefixed:
+            if (
+                path.startswith(prefix)
+                and len(path) > len(prefix)
+                and "/" not in path[len(prefix) :]
+            ):
+                return lane
+        return None
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, response: _Progress, lane: Lane | None
@@ -186,7 +202,7 @@ def document_lanes(app: FastAPI, lanes: Iterable[Lane]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            schema["paths"].update({lane.path: lane.openapi for lane in lanes})
+            schema["paths"].update({lane.path: lane.openapi for lane in lanes if lane.openapi})
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
