@@ -23,6 +23,7 @@ answers 404.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections import OrderedDict
@@ -125,6 +126,16 @@ class PageCache:
         self._pages: OrderedDict[PageKey, tuple[str, bytes]] = OrderedDict()
         self._max_bytes = max_bytes
         self._bytes = 0
+        self._checks: asyncio.Semaphore | None = None
+
+    def checking(self, engine: AsyncEngine) -> asyncio.Semaphore:
+        """At most as many checks at once as the pool keeps connections, less two for the rest:
+        past that, the pool opens an overflow connection for one query and closes it again (a
+        new PostgreSQL backend each time), which under 1,000 clients cost more than the reads."""
+        if self._checks is None:
+            size = engine.sync_engine.pool.size()  # type: ignore[attr-defined]
+            self._checks = asyncio.Semaphore(max(1, size - 2))
+        return self._checks
 
     def get(self, key: PageKey, etag: str) -> bytes | None:
         kept = self._pages.get(key)
@@ -184,7 +195,8 @@ async def read_page(
     key = PageKey(user.id, session_id, limit, before)
     postgres = database.engine.dialect.name == "postgresql"
     if postgres:
-        count, digest = await _pg_stamps(database.engine, params, older)
+        async with pages.checking(database.engine):
+            count, digest = await _pg_stamps(database.engine, params, older)
         etag = page_etag(session_id, digest)
         if count and if_none_match is not None and etag_matches(if_none_match, etag):
             return HistoryRead(etag, None)
