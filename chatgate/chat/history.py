@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from asyncpg import exceptions as asyncpg_errors
 from sqlalchemy import Row, Text, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by, asyncpg
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
@@ -77,7 +77,10 @@ def _sql_digest(rows: Any) -> Any:
         cast(rows.c.id, Text), space, cast(func.extract("epoch", rows.c.updated_at), Text), space,
         rows.c.status,
     )  # fmt: skip
-    joined = func.string_agg(item, aggregate_order_by(bar, rows.c.id.desc()))
+    # In the rows' order, newest first, as they come from the ordered subquery or CTE: an
+    # ORDER BY here sorted them again (a sixth of the check's time in PostgreSQL), and were the
+    # order ever to differ, the ETag would only change (a 200 where a 304 could have been).
+    joined = func.string_agg(item, bar)
     return func.coalesce(func.md5(joined), empty)
 
 
