@@ -179,7 +179,7 @@ def gateway(database_url: str, openai_double: Double) -> Iterator[Gateway]:
 
 
 def make_token(
-    user_id: str, *, admin: bool = False, secret: str = JWT_SECRET, ttl: int = 600
+    user_id: str, *, admin: bool = False, secret: str = JWT_SECRET, ttl: int = 7200
 ) -> str:
     claims: dict[str, Any] = {"sub": user_id, "exp": int(time.time()) + ttl, "aud": JWT_AUDIENCE}
     if admin:

@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from chatgate.core.redis import REDIS_ERRORS
+from chatgate.core.redis import REDIS_ERRORS, RedisOutage
 from chatgate.vault.sealed import open_value, seal_value
 
 log = logging.getLogger("chatgate.chat.streamlog")
@@ -182,6 +182,8 @@ class RedisStreamLog:
         self._keep_ms = max(int(keep_seconds * 1000), 1)
         self._pending: list[_Op] = []
         self._sending: asyncio.Task[None] | None = None
+        # After a failure, events skip the log for a while: each would wait out the timeout.
+        self._outage = RedisOutage()
 
     def begin(self, answer_id: uuid.UUID) -> None:
         self._queue(_Op("begin", str(answer_id)))
@@ -197,7 +199,15 @@ class RedisStreamLog:
     async def read(
         self, answer_id: uuid.UUID, *, after: int, wait: float = 0
     ) -> list[LogEvent] | None:
-        key = log_key(answer_id)
+        """As the protocol says; a Redis that cannot answer reads as no log (the stored answer
+        is replayed instead)."""
+        try:
+            return await self._read(log_key(answer_id), after, wait)
+        except REDIS_ERRORS as exc:
+            log.warning("an answer's events cannot be read: %s", exc or type(exc).__name__)
+            return None
+
+    async def _read(self, key: str, after: int, wait: float) -> list[LogEvent] | None:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xrange(key, min=f"0-{after + 1}", count=READ_BATCH)
             pipe.exists(key)
@@ -231,17 +241,22 @@ class RedisStreamLog:
     async def _send(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            try:
-                await self._send_batch(batch)
-            except REDIS_ERRORS as exc:
-                # Sent to their clients all the same; resuming clients get the stored answer.
-                log.warning(
-                    "%d answer events could not be logged: %s", len(batch),
-                    exc or type(exc).__name__,
-                )  # fmt: skip
+            if not self._outage.ongoing:
+                await self._try_send(batch)
             for op in batch:
                 if op.deliver is not None and op.event is not None:
                     op.deliver(op.event)
+
+    async def _try_send(self, batch: list[_Op]) -> None:
+        try:
+            await self._send_batch(batch)
+        except REDIS_ERRORS as exc:
+            # Sent to their clients all the same; resuming clients get the stored answer.
+            if self._outage.failed():
+                log.warning("answer events cannot be logged: %s", exc or type(exc).__name__)
+            return
+        if self._outage.answered():
+            log.info("answer events are logged again")
 
     async def _send_batch(self, batch: list[_Op]) -> None:
         live: set[str] = set()

@@ -77,6 +77,7 @@ def dify_gateway(
                 assistant("chat-blocking", "dify-blocking"),
                 assistant("writer", "dify-completion"),
                 assistant("impatient", "dify-impatient"),
+                assistant("chat-stop", "dify").model_copy(update={"stream_on_disconnect": "stop"}),
             ],
         )
         with run_chatgate(settings) as gateway_url:
@@ -214,8 +215,9 @@ async def test_stop_mid_answer_stops_the_dify_task_as_the_same_user(
 async def test_client_going_away_also_stops_the_dify_task(
     carol: Caller, dify_gateway: DifyGateway
 ) -> None:
+    """With `stream_on_disconnect: stop` (the default lets the answer go on)."""
     dify = dify_gateway.dify
-    session = await carol.new_session("chat")
+    session = await carol.new_session("chat-stop")
     async with (
         httpx.AsyncClient(base_url=dify_gateway.url, headers=carol.http.headers) as other,
         other.stream(
