@@ -56,8 +56,13 @@ async function errorFrom(response) {
   });
 }
 
-/** fetch with the token and JSON; throws ApiError for a non-2xx answer or no answer at all. */
-export async function request(path, { method = "GET", body, signal, accept, headers: extra } = {}) {
+/** fetch with the token and JSON; throws ApiError for a non-2xx answer or no answer at all.
+ * `cache: "no-cache"` lets the browser keep an answer and ask again with its ETag each time
+ * (a history page: 304 when it has not changed); nothing else is kept. */
+export async function request(
+  path,
+  { method = "GET", body, signal, accept, headers: extra, cache = "no-store" } = {},
+) {
   const headers = { ...extra, Accept: accept || "application/json" };
   const token = storage.get(KEYS.token);
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -69,7 +74,7 @@ export async function request(path, { method = "GET", body, signal, accept, head
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
-      cache: "no-store",
+      cache,
     });
   } catch (err) {
     if (err && err.name === "AbortError") throw err;

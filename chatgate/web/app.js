@@ -203,7 +203,7 @@ async function openSession(session) {
   showLoading(timeline, "Loading the conversation…");
   let page;
   try {
-    page = await getJSON(`/v1/history/${session.id}?limit=${PAGE}`);
+    page = await getJSON(`/v1/history/${session.id}?limit=${PAGE}`, { cache: "no-cache" });
   } catch (error) {
     if (generation !== state.generation) return;
     hideLoading();
@@ -246,6 +246,7 @@ async function loadOlder() {
     const session = state.session.id;
     const page = await getJSON(
       `/v1/history/${session}?limit=${PAGE}&before=${encodeURIComponent(state.nextBefore)}`,
+      { cache: "no-cache" },
     );
     if (generation !== state.generation) return;
     const older = page.data.map(fromServer);

@@ -142,7 +142,9 @@ async function pollUnfinished({ sessionId, timeline, unfinished, onScreen }) {
     await pause(POLL_MS);
     if (!onScreen()) return;
     try {
-      const page = await getJSON(`/v1/history/${sessionId}?limit=${HISTORY_PAGE}`);
+      const page = await getJSON(`/v1/history/${sessionId}?limit=${HISTORY_PAGE}`, {
+        cache: "no-cache",
+      });
       if (!onScreen()) return;
       for (const fresh of page.data) {
         const shown = unfinished().find((m) => m.id === fresh.id);

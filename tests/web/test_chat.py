@@ -262,3 +262,40 @@ def test_conversations_can_be_made_renamed_and_deleted(chat: Chat, api: httpx.Cl
     expect(chat.messages).to_have_count(0)
     assert chat.session_id() != current
     assert api.get(f"/v1/sessions/{current}").status_code == 404
+
+
+def _history_304s(api: httpx.Client) -> float:
+    metrics = api.get("/metrics").text
+    sample = r'chatgate_http_requests_total\{[^}]*route="/v1/history/\{session_id\}"'
+    found = re.search(sample + r'[^}]*status="304"[^}]*\} (\S+)', metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_conversation_opened_again_is_revalidated_not_read_again(
+    chat: Chat, api: httpx.Client
+) -> None:
+    """The page keeps a history page and asks again with its ETag: a page that has not changed
+    comes back as a 304 with no body (docs/api.md, `If-None-Match`), counted by the server."""
+    chat.open()
+    chat.ask("keep this page")
+    sent_tags: list[str | None] = []
+    chat.page.on(
+        "request",
+        lambda request: (
+            "/v1/history/" in request.url
+            and sent_tags.append(request.all_headers().get("if-none-match"))
+        ),
+    )
+    chat.page.reload()
+    chat.wait_ready()
+    expect(chat.messages.locator(".msg-body")).to_have_text(
+        ["keep this page", "echo: keep this page"]
+    )
+    before = _history_304s(api)
+    chat.page.reload()
+    chat.wait_ready()
+    expect(chat.messages.locator(".msg-body")).to_have_text(
+        ["keep this page", "echo: keep this page"]
+    )
+    assert sent_tags and sent_tags[-1], sent_tags
+    assert _history_304s(api) == before + 1
