@@ -21,8 +21,9 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
 from chatgate.core.db import Database
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.policies import GuardPolicy, RateLimitSettings
 from chatgate.vault.keyring import KeyRing
 from chatgate.vault.sealed import Sealing, sealing

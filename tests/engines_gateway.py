@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
+from chatgate.core.engine_config import Timeouts
 from tests.conftest import GUARDS_OFF, settings_for
 from tests.doubles.anthropic_api import AnthropicDouble
 from tests.doubles.dify_api import DifyDouble

@@ -344,21 +344,27 @@ async def recover_unfinished_answers(
     return await _interrupt(database, condition, error)
 
 
-async def interrupt_answer(database: Database, answer_id: uuid.UUID, *, reason: str) -> int:
-    """Ends one answer still `streaming` as `interrupted`, keeping its text (an answer that no
-    process writes, e.g. queued and stopped before any worker took it)."""
+async def interrupt_answer(
+    database: Database, answer_id: uuid.UUID, *, reason: str, content: str | None = None
+) -> int:
+    """Ends one answer still `streaming` as `interrupted`, keeping its text, or with `content`
+    (an answer that no process writes: queued and stopped before any worker took it, or its
+    writer dead, its text rebuilt from its events)."""
     condition = (Message.id == answer_id) & (Message.status == "streaming")
-    return await _interrupt(database, condition, _error_record("interrupted", None, reason))
+    error = _error_record("interrupted", None, reason)
+    return await _interrupt(database, condition, error, content)
 
 
 async def _interrupt(
-    database: Database, condition: ColumnElement[bool], error: dict[str, Any] | None
+    database: Database,
+    condition: ColumnElement[bool],
+    error: dict[str, Any] | None,
+    content: str | None = None,
 ) -> int:
+    values: dict[str, Any] = {"status": "interrupted", "error": error, "updated_at": utcnow()}
+    if content is not None:
+        values["content"] = content
     async with database.session() as db:
-        result = await db.execute(
-            update(Message)
-            .where(condition)
-            .values(status="interrupted", error=error, updated_at=utcnow())
-        )
+        result = await db.execute(update(Message).where(condition).values(**values))
         await db.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

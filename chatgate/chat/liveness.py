@@ -22,15 +22,14 @@ import uuid
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from sqlalchemy import update
 
+from chatgate.chat.answers import interrupt_answer
 from chatgate.chat.events import END_EVENTS, end_event, stored_error
 from chatgate.chat.models import Message
 from chatgate.chat.service import answer_owner
 from chatgate.chat.streamlog import WRITERS_KEY, StreamLog, answer_text
 from chatgate.core.db import Database
 from chatgate.core.redis import REDIS_ERRORS
-from chatgate.core.time import utcnow
 from chatgate.vault.service import Vault
 
 PROCESSES_KEY = "chatgate:processes"
@@ -39,7 +38,6 @@ HEARTBEAT = 1.0
 DEAD_AFTER = 10.0
 SWEEP_EVERY = 3.0
 KEEP_STOPS = 1_000
-DIED = {"code": "process_died", "message": "the process writing the answer ended; its text is kept"}
 log = logging.getLogger("chatgate.chat.liveness")
 
 
@@ -154,21 +152,12 @@ class Liveness:
             return 0
         await self._vault.enter(owner)  # its log and row are sealed with its user's key
         events = await self._log.read(answer_id, after=0) or []
-        text = answer_text(events)
+        ended = await interrupt_answer(
+            self._database, answer_id, reason="process_died", content=answer_text(events)
+        )
         async with self._database.session() as db:
-            values: dict[str, object] = {
-                "status": "interrupted", "error": DIED, "updated_at": utcnow(),
-            }  # fmt: skip
-            if text is not None:
-                values["content"] = text
-            result = await db.execute(
-                update(Message)
-                .where(Message.id == answer_id, Message.status == "streaming")
-                .values(**values)
-            )
-            await db.commit()
             answer = await db.get(Message, answer_id)
-        if not result.rowcount or answer is None:  # type: ignore[attr-defined]
+        if not ended or answer is None:
             return 0
         log.warning("ended an answer whose process died", extra={"message_id": str(answer_id)})
         if not events or events[-1].name not in END_EVENTS:

@@ -18,7 +18,8 @@ import aiohttp
 import numpy as np
 import orjson
 
-from chatgate.core.config import ConfigError, EmbedderConfig, Settings, Timeouts
+from chatgate.core.config import ConfigError, EmbedderConfig, Settings
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.errors import AppError
 from chatgate.providers.base import (
     TRANSPORT_ERRORS,

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
 
-from chatgate.core.config import Timeouts
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.errors import AppError
 from chatgate.providers.messages import ContentPart, Tool, ToolCall, ToolCallDelta
 

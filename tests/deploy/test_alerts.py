@@ -11,7 +11,8 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.policies import RetryPolicy
 from tests.conftest import Double, open_caller, remote_only_settings, serve_chatgate
 from tests.deploy.conftest import ALERTS, ALERTS_TEST, PROMETHEUS_CONFIG, run_tool

@@ -16,7 +16,8 @@ import httpx
 import openai
 import pytest
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.policies import GuardPolicy
 from tests.conftest import (
     Caller,

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from chatgate.core.config import EmbedderConfig, EmbedderTimeouts, Settings
+from chatgate.core.config import EmbedderConfig, Settings
+from chatgate.core.engine_config import EmbedderTimeouts
 from chatgate.knowledge.embedders import (
     Embedders,
     LocalEmbedder,

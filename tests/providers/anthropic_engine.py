@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatgate.core.config import ProviderConfig, Timeouts
+from chatgate.core.config import ProviderConfig
+from chatgate.core.engine_config import Timeouts
 from chatgate.providers.anthropic import AnthropicProvider
 from chatgate.providers.base import ChatTurn, CompletionRequest
 from chatgate.providers.messages import Tool, ToolCall, ToolCallDelta

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
+from chatgate.core.engine_config import Timeouts
 from tests.conftest import GUARDS_OFF, JWT_AUDIENCE, JWT_SECRET, Caller, make_token, parse_sse
 from tests.doubles.anthropic_api import AnthropicDouble
 from tests.doubles.server import serve_app

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig
+from chatgate.core.engine_config import Timeouts
 from tests.conftest import (
     GUARDS_OFF,
     Caller,

@@ -19,7 +19,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatgate.core.config import AssistantConfig, ProviderConfig, Settings, Timeouts
+from chatgate.core.config import AssistantConfig, ProviderConfig, Settings
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.policies import BreakerPolicy, CacheSettings, RateLimitSettings, RetryPolicy
 from tests.conftest import GUARDS_OFF, settings_for
 from tests.doubles.server import serve_app

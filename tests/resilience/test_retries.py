@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatgate.core.config import Timeouts
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.policies import RetryPolicy
 from chatgate.providers.base import ProviderError, ProviderRateLimited, ProviderTimeout
 from chatgate.providers.resilient import retry_after_seconds, retry_delay

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chatgate.core.config import Timeouts
+from chatgate.core.engine_config import Timeouts
 from chatgate.core.policies import RetryPolicy
 from tests.conftest import Caller, open_caller, parse_sse
 from tests.doubles.anthropic_api import AnthropicDouble
