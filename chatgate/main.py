@@ -114,9 +114,16 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     app.include_router(privacy_router)
     app.mount("/static", PageHeaders(StaticFiles(directory=WEB)), name="static")
 
+    headers = {name.decode(): value.decode() for name, value in PAGE_HEADERS}
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        headers = {name.decode(): value.decode() for name, value in PAGE_HEADERS}
         return FileResponse(WEB / "index.html", headers=headers)
+
+    @app.get("/admin", include_in_schema=False)
+    @app.get("/admin/", include_in_schema=False)
+    async def console() -> FileResponse:
+        """The operators' console; its data is the admin API's, so the page itself is public."""
+        return FileResponse(WEB / "admin" / "index.html", headers=headers)
 
     return app

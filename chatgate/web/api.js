@@ -38,7 +38,7 @@ export class ApiError extends Error {
   }
 }
 
-async function errorFrom(response) {
+export async function errorFrom(response) {
   let body = null;
   try {
     body = await response.json();
