@@ -15,6 +15,7 @@ from chatgate.assistants.router import admin_router
 from chatgate.assistants.router import router as assistants_router
 from chatgate.audit.router import router as audit_router
 from chatgate.auth.router import router as keys_router
+from chatgate.budgets.router import router as budgets_router
 from chatgate.chat.answers import recover_unfinished_answers
 from chatgate.chat.lane import HistoryLane
 from chatgate.chat.router import router as chat_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     app.include_router(gateway_router)
     app.include_router(admin_router)
     app.include_router(audit_router)
+    app.include_router(budgets_router)
     app.include_router(keys_router)
     app.include_router(knowledge_router)
     app.include_router(privacy_router)

@@ -24,6 +24,8 @@ from redis.asyncio import Redis
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.keys import ApiKeys
 from chatgate.auth.service import Authenticator
+from chatgate.budgets.service import Budgets
+from chatgate.budgets.store import MemorySpendStore, RedisSpendStore
 from chatgate.cache.service import AnswerCache
 from chatgate.chat.answers import AnswerWriter
 from chatgate.chat.liveness import Liveness
@@ -67,6 +69,7 @@ class Runtime:
     catalog: AssistantCatalog
     api_keys: ApiKeys
     authenticator: Authenticator
+    budgets: Budgets
     cache: AnswerCache | None
     queue: TaskQueue | None
     turns: TurnManager
@@ -127,6 +130,10 @@ async def open_runtime(
         await providers.start()
         stack.push_async_callback(providers.close)
         api_keys = ApiKeys(database=database, redis=redis)
+        budgets = Budgets(
+            database=database, redis=redis,
+            store=RedisSpendStore(redis) if redis is not None else MemorySpendStore(),
+        )  # fmt: skip
         authenticator = Authenticator(settings, api_keys)
         await authenticator.start()
         stack.push_async_callback(authenticator.close)
@@ -156,14 +163,15 @@ async def open_runtime(
         retriever = Retriever(database=database, embedders=embedders)
         log, liveness = await _open_streams(stack, settings, redis, database, vault)
         writer = AnswerWriter(
-            database=database, flush_every=settings.stream_flush_seconds, limiter=limiter
-        )
+            database=database, flush_every=settings.stream_flush_seconds, limiter=limiter,
+            budgets=budgets,
+        )  # fmt: skip
         # After the turns stop, before the database closes: saves still in flight get a last try.
         stack.push_async_callback(writer.close)
         turns = TurnManager(
             database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
             cache=cache, retriever=retriever, log=log, liveness=liveness,
-            on_disconnect=settings.stream_on_disconnect,
+            on_disconnect=settings.stream_on_disconnect, budgets=budgets,
         )  # fmt: skip
         stack.push_async_callback(turns.shutdown)
         catalog = AssistantCatalog(
@@ -194,6 +202,7 @@ async def open_runtime(
         yield Runtime(
             settings=settings, database=database, redis=redis, limiter=limiter, tracing=tracing,
             providers=providers, catalog=catalog, api_keys=api_keys, authenticator=authenticator,
+            budgets=budgets,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
             knowledge=knowledge, retriever=retriever, vault=vault, erasure=erasure,
             retention=retention, stream_log=log, liveness=liveness,

@@ -45,7 +45,9 @@ async def write_answer(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
     if owner is not None:
         await runtime.vault.enter(owner)  # the answer is sealed with its user's key
     with using_trace_id(job.request.trace_id):
-        status = await runtime.turns.write_queued(job.answer_id, provider, job.request, job.cache)
+        status = await runtime.turns.write_queued(
+            job.answer_id, provider, job.request, job.cache, job.reservation
+        )
         if status is None:
             # Deleted meanwhile, stopped before it started, or ended by an earlier try.
             ctx["forget_result"] = True

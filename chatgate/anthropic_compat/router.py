@@ -78,4 +78,5 @@ async def count_tokens(request: Request, user: Caller, parts: RuntimeParts) -> J
     the caller's token limit alike."""
     body = CountTokensRequest.model_validate_json(await request.body())
     call = await open_message_call(parts, user, body)
+    await call.meter.settle()  # judged against the budgets too, and nothing spent
     return JSONBytes({"input_tokens": call.meter.prompt_tokens}, headers=request_id())

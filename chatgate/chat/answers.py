@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, update
 
+from chatgate.budgets.service import Budgets
+from chatgate.budgets.store import Reservation
 from chatgate.chat.models import ChatSession, Message, MessageStatus
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError, ServiceUnavailable
@@ -59,10 +61,12 @@ class AnswerWriter:
         flush_every: float,
         limiter: RateLimiter | None = None,
         save_within: float = SAVE_WITHIN,
+        budgets: Budgets | None = None,
     ) -> None:
         self._database = database
         self._flush_every = flush_every
         self._limiter = limiter
+        self._budgets = budgets
         self._save_within = save_within
         # Saves running beside the streams (flushes, late ends), and the answers being flushed.
         self._saving: set[asyncio.Task[None]] = set()
@@ -76,6 +80,7 @@ class AnswerWriter:
         request: CompletionRequest,
         listener: AnswerListener | None = None,
         stop_reason: Callable[[], str] = lambda: "stopped",
+        reservation: Reservation | None = None,
     ) -> TurnEnd:
         """Streams the answer into its row; a cancellation ends it `interrupted`, with the
         reason `stop_reason()` gives (the canceller knows why).
@@ -129,7 +134,7 @@ class AnswerWriter:
         reason = stop_reason() if status == "interrupted" else ""
         answer.provider, answer.fallback = source.provider, source.fallback
         _settle(answer, provider, "".join(parts), status, error, usage, reason)
-        ending = asyncio.ensure_future(self._end(answer, error, request, usage))
+        ending = asyncio.ensure_future(self._end(answer, error, request, usage, reservation))
         while True:
             # A second stop (the client gone, then shutdown) must not lose the end: saving it
             # is bounded by `save_within`, so it is awaited whatever asks to stop meanwhile.
@@ -155,7 +160,11 @@ class AnswerWriter:
         error: AppError | None,
         request: CompletionRequest,
         usage: Usage | None,
+        reservation: Reservation | None = None,
     ) -> TurnEnd:
+        if self._budgets is not None:  # first: the budget is freed however long the save takes
+            answered = answer.token_count if answer.content else 0
+            await self._budgets.settle(reservation, usage, answered)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._save_within
         delay = 0.1

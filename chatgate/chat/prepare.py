@@ -16,9 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatgate.auth.service import User
+from chatgate.budgets.service import Budgets
+from chatgate.budgets.store import Reservation
 from chatgate.cache.service import AnswerCache, CacheDirective, CachePlan
 from chatgate.chat.answers import recover_unfinished_answers
-from chatgate.chat.context import build_messages, history_budget, load_context
+from chatgate.chat.context import MESSAGE_OVERHEAD, build_messages, history_budget, load_context
 from chatgate.chat.grounding import Grounding, fit_passages, knowledge_message
 from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.service import TITLE_LENGTH, bump_session
@@ -59,6 +61,8 @@ class PreparedTurn:
     restores: bool = False
     # What the guards did, for the caller (`X-Chatgate-Guard`).
     guard_marks: dict[str, str] = field(default_factory=dict)
+    # The caller's budgets' hold on this answer, settled by whoever writes it.
+    reservation: Reservation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class TurnParts:
     limiter: RateLimiter | None
     cache: AnswerCache | None
     retriever: Retriever | None = None
+    budgets: Budgets | None = None
 
 
 def turn_in_progress() -> Conflict:
@@ -101,11 +106,22 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
         plan = await consult_cache(ask, provider, parts.cache) if context_free else None
         user_message, answer = new_messages(ask, user_tokens, trace_id, grounding)
         cached = await cached_answer(plan, provider)
-        await store_turn(db, parts.database, ask, user_message, answer, cached=cached)
+        reservation = await reserve_budget(
+            ask, parts.budgets, provider, answer, prompt=(user_tokens, grounding, history)
+        )
+        try:
+            await store_turn(db, parts.database, ask, user_message, answer, cached=cached)
+        except BaseException:
+            await release_budget(parts.budgets, reservation)
+            raise
+    if cached is not None:  # a cached answer costs nothing
+        await release_budget(parts.budgets, reservation)
+        reservation = None
     request = engine_request(ask, guard, engine_state, trace_id, knowledge)
     return PreparedTurn(
         user_message=user_message, answer=answer, request=request, provider=guard.wrap(provider),
         cache=plan, restores=guard.restores, guard_marks=guard.outcome.marks,
+        reservation=reservation,
     )  # fmt: skip
 
 
@@ -121,6 +137,36 @@ async def admit(ask: Ask, user_tokens: int, limiter: RateLimiter | None) -> None
         await limiter.check_tokens(
             user=ask.user.id, assistant=ask.assistant.id, estimate=user_tokens
         )
+
+
+async def reserve_budget(
+    ask: Ask,
+    budgets: Budgets | None,
+    provider: Provider,
+    answer: Message,
+    *,
+    prompt: tuple[int, Grounding, list[ChatTurn]],
+) -> Reservation | None:
+    """The caller's budgets (none, mostly: then nothing is counted or asked): the whole prompt
+    (the message, passages, history and system prompt) and the longest answer, held."""
+    if budgets is None:
+        return None
+    allowances = await budgets.applying(user_id=ask.user.id, key_id=ask.user.key_id)
+    if not allowances:
+        return None
+    user_tokens, grounding, history = prompt
+    others = "".join(turn.content for turn in history) + ask.assistant.system_prompt
+    counted = await provider.count_tokens_async(others)
+    prompt_tokens = user_tokens + grounding.tokens + counted + MESSAGE_OVERHEAD * (len(history) + 2)
+    return await budgets.reserve(
+        allowances, model=ask.assistant.model, prompt_tokens=prompt_tokens,
+        answer_tokens=ask.assistant.max_answer_tokens, reservation_id=answer.id.hex,
+    )  # fmt: skip
+
+
+async def release_budget(budgets: Budgets | None, reservation: Reservation | None) -> None:
+    if budgets is not None:
+        await budgets.release(reservation)
 
 
 async def context_room(ask: Ask, provider: Provider, user_tokens: int) -> int:

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
+from chatgate.budgets.service import Budgets
+from chatgate.budgets.store import Reservation
 from chatgate.cache.service import AnswerCache, CachePlan
 from chatgate.chat.answers import AnswerWriter, TurnEnd, interrupt_answer
 from chatgate.chat.events import AnswerEvents
@@ -110,10 +112,11 @@ class TurnManager:
         log: StreamLog,
         liveness: Liveness | None = None,
         on_disconnect: OnDisconnect = "continue",
+        budgets: Budgets | None = None,
     ) -> None:
         self._parts = TurnParts(
             database=database, providers=providers, limiter=limiter, cache=cache,
-            retriever=retriever,
+            retriever=retriever, budgets=budgets,
         )  # fmt: skip
         self._writer = writer
         self.queue = queue
@@ -182,8 +185,9 @@ class TurnManager:
             return prepared
         # The worker asks the same engines in the same order, with the same canned answer.
         job = QueuedAnswer(
-            prepared.answer.id, chain_spec(prepared.provider), prepared.request, prepared.cache
-        )
+            prepared.answer.id, chain_spec(prepared.provider), prepared.request, prepared.cache,
+            reservation=prepared.reservation,
+        )  # fmt: skip
         try:
             # Its message_start logged first: the worker numbers its own events after it.
             await self.log.flush()
@@ -231,7 +235,7 @@ class TurnManager:
         """Writes the turn's answer in a task of this process."""
         turn.stream.claim()
         self._active[turn.session_id] = turn
-        turn.task = asyncio.create_task(self._run(turn, prepared.provider, prepared.request))
+        turn.task = asyncio.create_task(self._run(turn, prepared))
         return turn
 
     def running(self, session_id: uuid.UUID) -> Turn | None:
@@ -274,7 +278,8 @@ class TurnManager:
             turn.stop("shutdown")
         await asyncio.gather(*(t.task for t in turns if t.task), return_exceptions=True)
 
-    async def _run(self, turn: Turn, provider: Provider, request: CompletionRequest) -> TurnEnd:
+    async def _run(self, turn: Turn, prepared: PreparedTurn) -> TurnEnd:
+        provider, request = prepared.provider, prepared.request
         try:
             end = await self._writer.write(
                 answer=turn.answer,
@@ -282,6 +287,7 @@ class TurnManager:
                 request=request,
                 listener=turn,
                 stop_reason=lambda: turn.stop_reason or "stopped",
+                reservation=prepared.reservation,
             )
             # Stored before the answer is handed back, so the next ask finds it. A stop that
             # comes meanwhile is too late: the answer is complete and stays so.
@@ -300,19 +306,23 @@ class TurnManager:
         provider: Provider,
         request: CompletionRequest,
         plan: CachePlan | None,
+        reservation: Reservation | None = None,
     ) -> MessageStatus | None:
         """A queue worker's job: writes a queued answer, unless it was deleted before or while
         it was written, or already ended by an earlier try (None then)."""
         async with self._parts.database.session() as db:
             answer = await db.get(Message, answer_id)
         if answer is None or answer.status != "streaming":
+            if self._parts.budgets is not None:
+                await self._parts.budgets.release(reservation)
             return None
         if answer.content:
             answer.content = ""  # an earlier try died part-way; this one starts over
         stream = await self._queued_stream(answer)
         end = await self._writer.write(
-            answer=answer, provider=provider, request=request, listener=stream
-        )
+            answer=answer, provider=provider, request=request, listener=stream,
+            reservation=reservation,
+        )  # fmt: skip
         await self._remember(plan, provider, request, end.message)
         stream.end(end)
         if not await self._answer_exists(answer_id):

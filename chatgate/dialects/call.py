@@ -20,6 +20,8 @@ import orjson
 from chatgate.assistants.schemas import Assistant
 from chatgate.assistants.service import AssistantCatalog
 from chatgate.auth.service import User, acting_user
+from chatgate.budgets.service import Budgets
+from chatgate.budgets.store import Reservation
 from chatgate.chat.context import MESSAGE_OVERHEAD
 from chatgate.chat.grounding import Grounding, fit_passages, knowledge_message
 from chatgate.core.db import Database
@@ -49,29 +51,52 @@ async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistan
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TokenMeter:
-    """The user's tokens-per-minute limit with this assistant, as the session route keeps it:
-    checked before the engine is called, charged with what the call used after."""
+    """The user's tokens-per-minute limit with this assistant, as the session route keeps it,
+    and the budgets of the user and key: checked (the budgets: reserved) before the engine is
+    called, charged (settled) with what the call used after."""
 
     limiter: RateLimiter
     provider: Provider
     user: str
     assistant: str
     prompt_tokens: int
+    budgets: Budgets | None = None
+    key_id: str | None = None
+    model: str = ""
+    answer_tokens: int = 0
+    # Held from `admit` until `settle`; None where no budget applies.
+    reservation: Reservation | None = None
 
     async def admit(self) -> None:
         # The client sends the whole conversation each time: all of it is the estimate.
         await self.limiter.check_tokens(
             user=self.user, assistant=self.assistant, estimate=self.prompt_tokens
         )
+        if self.budgets is not None:
+            self.reservation = await self.budgets.reserve_for(
+                user_id=self.user, key_id=self.key_id, model=self.model,
+                prompt_tokens=self.prompt_tokens, answer_tokens=self.answer_tokens,
+            )  # fmt: skip
 
     async def charge(self, usage: Usage, answer: str) -> None:
         """The usage the engine reported, or else the prompt and the answer counted here."""
         used = usage.prompt_tokens + usage.completion_tokens
         if not used:
             used = self.prompt_tokens + (self.provider.count_tokens(answer) if answer else 0)
-        await self.limiter.record_tokens(user=self.user, assistant=self.assistant, tokens=used)
+        try:
+            await self.limiter.record_tokens(user=self.user, assistant=self.assistant, tokens=used)
+        finally:
+            await self.settle(usage, answer)
+
+    async def settle(self, usage: Usage | None = None, answer: str = "") -> None:
+        """Ends the budgets' reservation, once, with what was used (nothing, by default): every
+        way a call ends comes here, so none holds a budget longer than it runs."""
+        reservation, self.reservation = self.reservation, None
+        if reservation is not None and self.budgets is not None:
+            counted = self.provider.count_tokens(answer) if answer else 0
+            await self.budgets.settle(reservation, usage, counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +155,11 @@ async def open_call(
         assistant_id=assistant.id,
     )
     prompt_tokens = fixed + grounding.tokens + used
-    meter = TokenMeter(parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens)
+    meter = TokenMeter(
+        parts.get(RateLimiter), provider, user.id, assistant.id, prompt_tokens,
+        budgets=parts.find(Budgets), key_id=user.key_id, model=request.model,
+        answer_tokens=request.max_tokens * max(request.n, 1),
+    )  # fmt: skip
     await meter.admit()
     return EngineCall(assistant, provider, request, meter, guard, grounding.citations())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from chatgate.core.errors import AppError
@@ -19,8 +20,13 @@ async def open_stream(call: EngineCall) -> tuple[Chunk, AsyncIterator[Chunk], di
     chain's first piece already comes from the engine (or answer) that answers, which the
     headers name."""
     chunks = call.provider.stream(call.request)
-    first = await anext(chunks, None)
+    try:
+        first = await anext(chunks, None)
+    except BaseException:
+        await asyncio.shield(call.meter.settle())
+        raise
     if first is None:
+        await call.meter.settle()
         raise AppError("the engine returned no answer", code="upstream_error", status=502)
     source = Provenance(call.provider.id)
     source.see(first)
@@ -30,7 +36,12 @@ async def open_stream(call: EngineCall) -> tuple[Chunk, AsyncIterator[Chunk], di
 async def whole_answer(call: EngineCall) -> AnswerSoFar:
     """The engine's whole answer, gathered; the caller's tokens charged with what it used."""
     answer = AnswerSoFar(call.provider.id)
-    async for chunk in call.provider.stream(call.request):
-        answer.see(chunk)
+    try:
+        async for chunk in call.provider.stream(call.request):
+            answer.see(chunk)
+    finally:
+        # A failed or cancelled call ends its reservation with what came (the charge below
+        # then settles nothing more).
+        await asyncio.shield(call.meter.settle(answer.usage, answer.text))
     await call.meter.charge(answer.usage, answer.text)
     return answer

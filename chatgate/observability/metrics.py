@@ -84,6 +84,18 @@ rate_limit_rejections = Counter(
 rate_limit_errors = Counter(
     "chatgate_rate_limit_storage_errors_total", "Rate-limit checks that could not reach storage"
 )
+budget_refusals = Counter(
+    "chatgate_budget_refusals_total", "Calls refused as over a budget, by the budget's scope",
+    ["scope"],
+)  # fmt: skip
+budget_edge_admissions = Counter(
+    "chatgate_budget_edge_admissions_total", "Calls admitted whose whole possible answer did "
+    "not fit what was left of a budget (each may overspend it by up to that answer)",
+)  # fmt: skip
+budget_store_errors = Counter(
+    "chatgate_budget_store_errors_total", "Budget store calls that failed, by operation "
+    "(reserve: the call refused; settle: its spend lost; read)", ["operation"],
+)  # fmt: skip
 cache_requests = Counter(
     "chatgate_cache_requests_total",
     "Context-free questions seen by the answer cache, by result (hit, miss, bypass)",

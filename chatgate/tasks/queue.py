@@ -27,6 +27,7 @@ from arq.utils import timestamp_ms
 from pydantic import TypeAdapter
 from redis.asyncio import ConnectionPool
 
+from chatgate.budgets.store import Reservation
 from chatgate.cache.service import CachePlan
 from chatgate.core.errors import ServiceUnavailable
 from chatgate.core.redis import REDIS_ERRORS, redis_options
@@ -54,6 +55,8 @@ class QueuedAnswer:
     chain: ChainSpec
     request: CompletionRequest
     cache: CachePlan | None = None
+    # The caller's budgets' hold on the answer, which the worker settles.
+    reservation: Reservation | None = None
 
 
 _QUEUED = TypeAdapter(QueuedAnswer)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,70 @@ def wait_ready(admin: httpx.Client, kb_id: str, document: dict[str, Any]) -> Non
         path = f"/v1/admin/knowledge-bases/{kb_id}/documents/{document['id']}"
         document = admin.get(path).json()
     assert document["status"] == "ready", document
+
+
+PASSAGE = "Kettle care.\n\nThe Zephyr 9 kettle carries a warranty of three years."
+
+
+@dataclass
+class Seeded:
+    user_id: str
+    key_name: str
+    kb_id: str
+    desk_id: str
+    customer_id: str
+    handoff_session: str
+
+
+def wait_for_usage(admin: httpx.Client, user_id: str) -> None:
+    """The ledger writes in batches, off the request path: wait until the user's turns are in."""
+    deadline = time.monotonic() + 20
+    while True:
+        rows = admin.get("/v1/admin/usage", params={"group_by": "user"}).json()["data"]
+        if any(r["group"] == user_id for r in rows):
+            return
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+
+
+def seed(jwt_gateway: WebGateway) -> Seeded:
+    """What the console shows: turns by a user and by a key (priced), a knowledge base, a
+    budget, and a conversation waiting for a person."""
+    tag = secrets.token_hex(3)
+    user_id = f"ops-user-{tag}"
+    with admin_client(jwt_gateway) as admin, user_client(jwt_gateway, user_id) as user:
+        price = {"input_per_million": 1000.0, "output_per_million": 2000.0}
+        assert admin.put("/v1/admin/prices/double-echo", json=price).status_code == 200
+        ask(user, "echo", "hello from the operators' test")
+        key_name = f"ops-key-{tag}"
+        created = admin.post(
+            "/v1/admin/keys", json={"name": key_name, "kind": "user", "user_id": f"keyed-{tag}"}
+        )
+        assert created.status_code == 201, created.text
+        with httpx.Client(
+            base_url=jwt_gateway.url,
+            headers={"Authorization": f"Bearer {created.json()['secret']}"},
+            timeout=30,
+        ) as keyed:
+            ask(keyed, "echo", "hello with a key")
+        kb_id = knowledge_base(admin, PASSAGE)
+        budget = admin.put(
+            f"/v1/admin/budgets/user/{user_id}", json={"period": "month", "max_tokens": 100_000}
+        )
+        assert budget.status_code == 200, budget.text
+        desk_id = f"desk-{tag}"
+        spec = {
+            "id": desk_id, "name": f"Desk {tag}", "provider": "double", "model": "double-desk",
+            "max_context_tokens": 4000, "max_answer_tokens": 100,
+            "handoff": {"on_request": True, "message": "A person will answer soon."},
+        }  # fmt: skip
+        assert admin.post("/v1/admin/assistants", json=spec).status_code == 201
+        customer_id = f"customer-{tag}"
+        with user_client(jwt_gateway, customer_id) as customer:
+            turn = ask(customer, desk_id, "I want to talk to a human please")
+        assert turn["handoff"] is not None, turn
+        wait_for_usage(admin, user_id)
+        return Seeded(user_id, key_name, kb_id, desk_id, customer_id, turn["session_id"])
 
 
 class Console:

@@ -95,7 +95,7 @@ function answerCard(title, side) {
 function tryPanel(assistant, form) {
   const line = h("p", { class: "muted small", role: "status" });
   const results = h("div", { class: "try-results", "aria-live": "polite" });
-  const tryForm = h("form", { class: "try-form" },
+  const tryForm = h("form", { class: "inline-form" },
     field({ label: "Question to try", name: "question", type: "text", required: true, maxlength: 4000, autocomplete: "off" }),
     h("button", { type: "submit", class: "button" }, "Try live and draft"),
   );

@@ -80,7 +80,8 @@ export function renderVersions(box, assistant, reload) {
         cell: (v) => (v === current ? "" : h("button", { type: "button", class: "button button-quiet", onclick: () => restore(v.version) }, `Roll back to v${v.version}`)),
       },
     ], data);
-    if (older.length) show();
+    if (!older.length) return [list, line, h("p", { class: "muted small" }, "Only one version so far: save a change to compare.")];
+    show();
     return [list, picker, line, diffBox];
   }, "Loading the versions…");
 }

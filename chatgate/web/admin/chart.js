@@ -21,7 +21,7 @@ export function columns(label, points, format) {
   const base = 170;
   const svg = frame(label, width, height);
   const top = Math.max(...points.map((p) => p.value), 0) || 1;
-  const step = width / Math.max(points.length, 1);
+  const step = width / Math.max(points.length, 7); // a few days are not drawn a page wide
   const every = Math.ceil(points.length / 8);
   svg.append(s("line", { x1: 0, y1: base, x2: width, y2: base, class: "axis" }));
   svg.append(s("text", { x: 4, y: 14, class: "chart-note" }, `max ${format(top)}`));

@@ -25,6 +25,13 @@ function nextDay(day) {
   return isoDay(date);
 }
 
+/** Every day from `first` to `last`, both included (at most a year and a bit). */
+function daysOf(first, last) {
+  const days = [];
+  for (let day = first; day <= last && days.length < 400; day = nextDay(day)) days.push(day);
+  return days;
+}
+
 function totals(rows) {
   const sum = (f) => rows.reduce((n, r) => n + (r[f] || 0), 0);
   const items = [
@@ -77,8 +84,9 @@ export function render(root, _rest, signal) {
     };
     const parts = [totals(days)];
     const dayRows = days.map((r) => ({ ...r, label: r.group }));
+    const byDay = new Map(dayRows.map((r) => [r.group, measure.of(r)]));
     parts.push(section("By day",
-      columns(`${measure.label} by day`, dayRows.map((r) => ({ label: r.label.slice(5), value: measure.of(r) })), measure.format),
+      columns(`${measure.label} by day`, daysOf(v.since, v.to).map((day) => ({ label: day.slice(5), value: byDay.get(day) || 0 })), measure.format),
       numbers("Usage by day", dayRows, "Day")));
     GROUPS.forEach(([group, title], i) => {
       const rows = grouped[i].map((r) => ({ ...r, label: labelOf(group, r.group) }));
