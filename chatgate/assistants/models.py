@@ -35,3 +35,16 @@ class AssistantRow(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AssistantVersionRow(Base):
+    """One version of an assistant as it was saved: its configuration (every field but `id`,
+    and whether it was on), who saved it (None: the YAML seed or the migration), and when."""
+
+    __tablename__ = "assistant_versions"
+
+    assistant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from chatgate.assistants.deps import Catalog
+from chatgate.assistants.deps import Catalog, RuntimeParts
 from chatgate.assistants.schemas import (
     AssistantAdminList,
     AssistantAdminOut,
@@ -8,8 +8,14 @@ from chatgate.assistants.schemas import (
     AssistantList,
     AssistantOut,
     AssistantUpdate,
+    RollbackRequest,
+    TryRequest,
+    TryResult,
+    VersionList,
+    VersionOut,
 )
 from chatgate.auth.deps import AdminUser, CurrentUser
+from chatgate.dialects.trial import try_both
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
 admin_router = APIRouter(prefix="/v1/admin/assistants", tags=["admin"])
@@ -53,3 +59,25 @@ async def admin_update(
 async def admin_disable(assistant_id: str, catalog: Catalog, user: AdminUser) -> AssistantAdminOut:
     row = await catalog.disable(user=user, assistant_id=assistant_id)
     return AssistantAdminOut.model_validate(row, from_attributes=True)
+
+
+@admin_router.get("/{assistant_id}/versions", response_model=VersionList)
+async def admin_versions(assistant_id: str, catalog: Catalog, _: AdminUser) -> VersionList:
+    rows = await catalog.versions(assistant_id)
+    return VersionList(data=[VersionOut.model_validate(r, from_attributes=True) for r in rows])
+
+
+@admin_router.post("/{assistant_id}/rollback", response_model=AssistantAdminOut)
+async def admin_rollback(
+    assistant_id: str, body: RollbackRequest, catalog: Catalog, user: AdminUser
+) -> AssistantAdminOut:
+    row = await catalog.rollback(user=user, assistant_id=assistant_id, version=body.version)
+    return AssistantAdminOut.model_validate(row, from_attributes=True)
+
+
+@admin_router.post("/{assistant_id}/try", response_model=TryResult)
+async def admin_try(
+    assistant_id: str, body: TryRequest, catalog: Catalog, user: AdminUser, parts: RuntimeParts
+) -> TryResult:
+    live, draft = await catalog.draft(assistant_id, body.draft)
+    return await try_both(parts, user, live=live, draft=draft, question=body.question)

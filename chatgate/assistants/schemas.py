@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -74,3 +74,43 @@ class AssistantAdminOut(Assistant):
 
 class AssistantAdminList(BaseModel):
     data: list[AssistantAdminOut]
+
+
+class VersionOut(BaseModel):
+    version: int
+    config: dict[str, Any]
+    user_id: str | None
+    created_at: datetime
+
+
+class VersionList(BaseModel):
+    data: list[VersionOut]
+
+
+class RollbackRequest(BaseModel):
+    version: int = Field(ge=1)
+
+
+class TryRequest(BaseModel):
+    question: UnicodeText = Field(min_length=1, max_length=20_000)
+    draft: AssistantUpdate = Field(default_factory=AssistantUpdate)
+
+
+class TriedError(BaseModel):
+    code: str
+    message: str
+
+
+class TriedAnswer(BaseModel):
+    """One side of a try: the answer, or the error that side ended with."""
+
+    answer: str | None = None
+    model: str | None = None
+    engine: str | None = None
+    usage: dict[str, int] | None = None
+    error: TriedError | None = None
+
+
+class TryResult(BaseModel):
+    live: TriedAnswer
+    draft: TriedAnswer

@@ -16,9 +16,17 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatgate.assistants.models import AssistantRow
+from chatgate.assistants.models import AssistantRow, AssistantVersionRow
 from chatgate.assistants.schemas import Assistant, AssistantCreate, AssistantUpdate
+from chatgate.assistants.versions import (
+    add_version,
+    list_versions,
+    restorable,
+    seeded_config,
+    version_or_404,
+)
 from chatgate.audit.service import record_audit_event
 from chatgate.auth.service import User
 from chatgate.core.config import AssistantConfig
@@ -72,10 +80,26 @@ class AssistantCatalog:
             {**c.model_dump(), "enabled": True, "version": 1, "created_at": now, "updated_at": now}
             for c in configs
         ]
+        dialect = self._database.engine.dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         async with self._database.session() as db:
-            dialect = self._database.engine.dialect.name
-            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-            await db.execute(insert(AssistantRow).values(rows).on_conflict_do_nothing())
+            added = await db.scalars(
+                insert(AssistantRow)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(AssistantRow.id)
+            )
+            # Version 1 of the assistants this worker added (not of those another one did).
+            new = set(added.all())
+            versions = [
+                {"assistant_id": c.id, "version": 1, "config": seeded_config(c), "created_at": now}
+                for c in configs
+                if c.id in new
+            ]
+            if versions:
+                await db.execute(
+                    insert(AssistantVersionRow).values(versions).on_conflict_do_nothing()
+                )
             await db.commit()
         await self._changed()
 
@@ -144,6 +168,7 @@ class AssistantCatalog:
                 **spec.model_dump(), enabled=True, version=1, created_at=now, updated_at=now
             )
             db.add(row)
+            add_version(db, row, user_id=user.id)
             record_audit_event(
                 db,
                 action="assistant.created",
@@ -161,23 +186,16 @@ class AssistantCatalog:
     ) -> AssistantRow:
         values = changes.model_dump(exclude_unset=True)
         async with self._database.session() as db:
-            row = await db.get(AssistantRow, assistant_id)
-            if row is None:
-                raise assistant_not_found()
+            row = await _locked_row(db, assistant_id)
             before = {k: getattr(row, k) for k in values}
-            merged = {**{f: getattr(row, f) for f in FIELDS}, **values}
-            merged.pop("enabled", None)
-            try:
-                self._check_providers(AssistantConfig.model_validate(merged))
-            except ValidationError as exc:
-                message = "; ".join(str(e["msg"]) for e in exc.errors())
-                raise AppError(message, code="invalid_assistant", status=422) from None
+            self._validated({**{f: getattr(row, f) for f in FIELDS}, **values})
             changed = {k: v for k, v in values.items() if before[k] != v}
             if changed:
                 for key, value in changed.items():
                     setattr(row, key, value)
                 row.version += 1
                 row.updated_at = utcnow()
+                add_version(db, row, user_id=user.id)
                 action = (
                     "assistant.disabled" if changed.get("enabled") is False else "assistant.updated"
                 )
@@ -202,3 +220,63 @@ class AssistantCatalog:
         return await self.update(
             user=user, assistant_id=assistant_id, changes=AssistantUpdate(enabled=False)
         )
+
+    async def versions(self, assistant_id: str) -> list[AssistantVersionRow]:
+        """The assistant's versions, newest first."""
+        async with self._database.session() as db:
+            if await db.get(AssistantRow, assistant_id) is None:
+                raise assistant_not_found()
+            return await list_versions(db, assistant_id)
+
+    async def rollback(self, *, user: User, assistant_id: str, version: int) -> AssistantRow:
+        """A new version whose configuration is that of `version` (enabled or not as it was),
+        however like the current one it is: a rollback is a deliberate act, listed and audited."""
+        async with self._database.session() as db:
+            row = await _locked_row(db, assistant_id)
+            old = await version_or_404(db, assistant_id, version)
+            spec = self._validated({**restorable(old.config), "id": assistant_id})
+            previous = row.version
+            for key, value in spec.model_dump(exclude={"id", "version"}).items():
+                setattr(row, key, value)
+            row.version += 1
+            row.updated_at = utcnow()
+            add_version(db, row, user_id=user.id)
+            record_audit_event(
+                db,
+                action="assistant.rolled_back",
+                user_id=user.id,
+                target_type="assistant",
+                target_id=assistant_id,
+                details={"from": previous, "to": version, "version": row.version},
+            )
+            await db.commit()
+        await self._changed()
+        return row
+
+    async def draft(
+        self, assistant_id: str, changes: AssistantUpdate
+    ) -> tuple[Assistant, Assistant]:
+        """The assistant as it is saved (on or off), and as it would be with `changes`,
+        validated as an update is; nothing is saved."""
+        live = _from_row(await self.row(assistant_id))
+        values = changes.model_dump(exclude_unset=True, exclude={"enabled"})
+        return live, self._validated({**live.model_dump(), **values})
+
+    def _validated(self, values: dict[str, Any]) -> Assistant:
+        """An assistant's fields as a whole, or 422 `invalid_assistant` / `unknown_provider`."""
+        try:
+            spec = Assistant.model_validate(values)
+        except ValidationError as exc:
+            message = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise AppError(message, code="invalid_assistant", status=422) from None
+        self._check_providers(spec)
+        return spec
+
+
+async def _locked_row(db: AsyncSession, assistant_id: str) -> AssistantRow:
+    """The row, locked until the transaction ends (on PostgreSQL): two changes at once number
+    their versions one after the other."""
+    row = await db.get(AssistantRow, assistant_id, with_for_update=True)
+    if row is None:
+        raise assistant_not_found()
+    return row

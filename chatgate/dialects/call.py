@@ -121,6 +121,13 @@ async def open_call(
     assistant = await assistant_for_model(parts.get(AssistantCatalog), asked.model)
     if user.is_service and asked.user:
         user = acting_user(user, asked.user)
+    return await call_assistant(parts, user, assistant, asked, surface=surface)
+
+
+async def call_assistant(
+    parts: Parts, user: User, assistant: Assistant, asked: CompletionRequest, *, surface: str
+) -> EngineCall:
+    """`open_call` with the assistant given (e.g. a draft of one, being tried)."""
     chain = parts.get(ProviderRegistry).for_assistant(assistant)
     # The engine's own count sizes the window; a private engine, if the guards pick one,
     # is the same assistant's and counts alike.

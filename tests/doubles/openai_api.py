@@ -6,6 +6,7 @@ error formats. What it does is chosen by a directive in the last user message:
   [[status CODE]]     answer with an error of that HTTP status, in OpenAI's error shape
   [[hang]]            never answer
   [[nul]]             answer text with a NUL character in it (some engines emit them)
+  [[system]]          answer "system: " and the text of the system messages it was sent
 otherwise it answers "echo: <the message>", a word per chunk, its images and audio mentioned
 ("[image image/png 67 bytes]", "[image https://host/a.png]", "[audio wav 44 bytes]").
 
@@ -151,6 +152,9 @@ class OpenAIDouble:
             pieces = [f"w{i} " for i in range(int(args[0]))]
         elif name == "nul":
             pieces = ["before\x00 ", "after"]
+        elif name == "system":
+            system = [text_of(m["content"]) for m in messages if m["role"] == "system"]
+            pieces = split_words("system: " + " | ".join(system))
         else:
             pieces = split_words("echo: " + describe(user["content"] if user else "", "content"))
         if (text := structured(body, "".join(pieces), user_text)) is not None:
