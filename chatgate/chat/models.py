@@ -14,9 +14,8 @@ from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.vault.sealed import SealedJSON, SealedText
 
-# `tool`: a tool's result given back to the model (OpenAI's Responses API, responses/);
-# `agent`: a person's reply to a conversation handed off to them (handoff/).
-MessageRole = Literal["user", "assistant", "system", "tool", "agent"]
+# `tool`: a tool's result given back to the model (OpenAI's Responses API, responses/).
+MessageRole = Literal["user", "assistant", "system", "tool"]
 # `streaming` while an answer is being written; how it ended otherwise.
 MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
 
