@@ -27,6 +27,7 @@ from chatgate.gateway.edge import Edge
 from chatgate.gateway.front import Door, FrontedFastAPI, Lane, document_lanes
 from chatgate.gateway.router import router as gateway_router
 from chatgate.gateway.web import PAGE_HEADERS, WEB, PageHeaders
+from chatgate.handoff.router import router as handoff_router
 from chatgate.knowledge.ingest import recover_interrupted_ingestions
 from chatgate.knowledge.router import router as knowledge_router
 from chatgate.observability.tracing import Tracing, TracingMiddleware
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     app.include_router(audit_router)
     app.include_router(budgets_router)
     app.include_router(keys_router)
+    app.include_router(handoff_router)
     app.include_router(knowledge_router)
     app.include_router(privacy_router)
     app.mount("/static", PageHeaders(StaticFiles(directory=WEB)), name="static")

@@ -28,12 +28,14 @@ from chatgate.budgets.service import Budgets
 from chatgate.budgets.store import MemorySpendStore, RedisSpendStore
 from chatgate.cache.service import AnswerCache
 from chatgate.chat.answers import AnswerWriter
+from chatgate.chat.handoffs import HandoffDesk
 from chatgate.chat.liveness import Liveness
 from chatgate.chat.streamlog import MemoryStreamLog, RedisStreamLog, StreamLog
 from chatgate.chat.turns import TurnManager
 from chatgate.core.config import Settings
 from chatgate.core.db import Database
 from chatgate.core.redis import connect_redis
+from chatgate.handoff.webhook import HandoffWebhooks
 from chatgate.knowledge.embedders import Embedders
 from chatgate.knowledge.ingest import Ingestion
 from chatgate.knowledge.retrieval import Retriever
@@ -82,6 +84,8 @@ class Runtime:
     retention: RetentionJob
     stream_log: StreamLog
     liveness: Liveness | None
+    webhooks: HandoffWebhooks
+    handoffs: HandoffDesk
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +172,12 @@ async def open_runtime(
         )  # fmt: skip
         # After the turns stop, before the database closes: saves still in flight get a last try.
         stack.push_async_callback(writer.close)
+        # Closed after the turns stop: an answer ended by the stop may still hand off.
+        webhooks = HandoffWebhooks(
+            database=database, secret=settings.handoff_webhook_secret,
+            backoff=settings.handoff_webhook_backoff_seconds,
+        )  # fmt: skip
+        stack.push_async_callback(webhooks.close)
         turns = TurnManager(
             database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
             cache=cache, retriever=retriever, log=log, liveness=liveness,
@@ -178,6 +188,11 @@ async def open_runtime(
             database=database, redis=redis, provider_ids={p.id for p in settings.providers},
             local_providers={p.id for p in settings.providers if p.type == "local"},
         )  # fmt: skip
+        handoffs = HandoffDesk(
+            database=database, providers=providers, catalog=catalog, webhooks=webhooks,
+            vault=vault,
+        )  # fmt: skip
+        turns.on_answer_end(handoffs.after_answer)
         # Erasing a user reaches every process: each drops what it holds of them in memory.
         notices = ErasureNotices(redis)
 
@@ -205,7 +220,8 @@ async def open_runtime(
             budgets=budgets,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
             knowledge=knowledge, retriever=retriever, vault=vault, erasure=erasure,
-            retention=retention, stream_log=log, liveness=liveness,
+            retention=retention, stream_log=log, liveness=liveness, webhooks=webhooks,
+            handoffs=handoffs,
         )  # fmt: skip
 
 

@@ -76,6 +76,10 @@ def as_text_turn(row: Row[Any, Any, Any, Any]) -> ChatTurn:
     Responses API) are told in words, so that any engine, with tools or without, can go on."""
     if row.role == "tool":
         return ChatTurn("user", f"[result of tool call {row.tool_call_id}]\n{row.content}")
+    if row.role == "agent":
+        # A person's reply during a hand-off spoke for the service: the assistant goes on
+        # from it as from its own words.
+        return ChatTurn("assistant", row.content)
     if not row.tool_calls:
         return ChatTurn(role=row.role, content=row.content)
     calls = "\n".join(

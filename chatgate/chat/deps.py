@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from chatgate.auth.deps import CurrentUser
+from chatgate.chat.handoffs import HandoffDesk
 from chatgate.chat.models import ChatSession
 from chatgate.chat.service import get_owned_session
 from chatgate.chat.turns import TurnManager
@@ -24,3 +25,4 @@ async def _owned_session(session_id: str, db: DbSession, user: CurrentUser) -> C
 
 OwnedSession = Annotated[ChatSession, Depends(_owned_session)]
 Turns = Annotated[TurnManager, Depends(part(TurnManager))]
+Handoffs = Annotated[HandoffDesk, Depends(part(HandoffDesk))]

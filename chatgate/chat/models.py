@@ -14,8 +14,9 @@ from chatgate.core.ids import new_id
 from chatgate.core.time import utcnow
 from chatgate.vault.sealed import SealedJSON, SealedText
 
-# `tool`: a tool's result given back to the model (OpenAI's Responses API, responses/).
-MessageRole = Literal["user", "assistant", "system", "tool"]
+# `tool`: a tool's result given back to the model (OpenAI's Responses API, responses/);
+# `agent`: a person's reply to a conversation handed off to them (handoff/).
+MessageRole = Literal["user", "assistant", "system", "tool", "agent"]
 # `streaming` while an answer is being written; how it ended otherwise.
 MessageStatus = Literal["complete", "streaming", "interrupted", "failed"]
 

@@ -14,15 +14,18 @@ from chatgate.auth.deps import CurrentUser
 from chatgate.cache.deps import CacheControl, cache_headers
 from chatgate.chat import service
 from chatgate.chat.answers import TurnEnd
-from chatgate.chat.deps import OwnedSession, Turns
-from chatgate.chat.events import resume_events
-from chatgate.chat.models import Message
+from chatgate.chat.deps import Handoffs, OwnedSession, Turns
+from chatgate.chat.events import format_event, resume_events
+from chatgate.chat.handoffs import HeldTurn
+from chatgate.chat.models import ChatSession, Message
 from chatgate.chat.prepare import Ask
 from chatgate.chat.schemas import (
     NO_NUL,
+    HandoffState,
     HistoryAppend,
     HistoryPage,
     MessageOut,
+    ResponseMode,
     SendMessage,
     SendResult,
     SessionCreate,
@@ -34,11 +37,13 @@ from chatgate.chat.schemas import (
     SwitchResult,
 )
 from chatgate.chat.sse import answer_events
+from chatgate.chat.streamlog import LogEvent
 from chatgate.chat.turns import Turn
 from chatgate.core.deps import DbSession, SettingsDep
 from chatgate.core.errors import AppError, NotFound, error_body
 from chatgate.core.ids import parse_id
 from chatgate.core.responses import SSE_HEADERS, JSONBytes
+from chatgate.handoff.service import handoffs_of
 from chatgate.providers.deps import Providers
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -56,7 +61,7 @@ async def create_session(
     )
     if not created:
         response.status_code = 200
-    return SessionOut.of(session)
+    return (await _sessions_out(db, [session]))[0]
 
 
 @router.get("/sessions", response_model=SessionPage)
@@ -71,20 +76,27 @@ async def list_sessions(
         db, user=user, assistant_id=assistant_id, limit=limit, cursor=cursor
     )
     return SessionPage(
-        data=[SessionOut.of(s) for s in sessions],
+        data=await _sessions_out(db, sessions),
         has_more=next_cursor is not None,
         next_cursor=next_cursor,
     )
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
-async def get_session(session: OwnedSession) -> SessionOut:
-    return SessionOut.of(session)
+async def get_session(session: OwnedSession, db: DbSession) -> SessionOut:
+    return (await _sessions_out(db, [session]))[0]
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionOut)
 async def rename_session(body: SessionUpdate, session: OwnedSession, db: DbSession) -> SessionOut:
-    return SessionOut.of(await service.rename_session(db, session=session, title=body.title))
+    renamed = await service.rename_session(db, session=session, title=body.title)
+    return (await _sessions_out(db, [renamed]))[0]
+
+
+async def _sessions_out(db: DbSession, sessions: list[ChatSession]) -> list[SessionOut]:
+    """Sessions' JSON with their hand-offs to a person (one query for the lot)."""
+    handoffs = await handoffs_of(db, [s.id for s in sessions])
+    return [SessionOut.of(s, handoffs.get(s.id)) for s in sessions]
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
@@ -104,7 +116,7 @@ async def switch_assistant(
 ) -> SwitchResult:
     await catalog.get(body.assistant_id)
     session, created = await service.switch_assistant(db, user=user, assistant_id=body.assistant_id)
-    return SwitchResult(session=SessionOut.of(session), created=created)
+    return SwitchResult(session=(await _sessions_out(db, [session]))[0], created=created)
 
 
 @router.get("/history/{session_id}", response_model=HistoryPage)
@@ -186,6 +198,7 @@ async def send_message(
     catalog: Catalog,
     turns: Turns,
     cache: CacheControl,
+    handoffs: Handoffs,
 ) -> Response:
     service.check_content(body.content, settings)
     assistant = await catalog.get(session.assistant_id)
@@ -193,12 +206,16 @@ async def send_message(
         user=user, session=session, assistant=assistant, content=body.content, cache=cache,
         inputs=body.inputs,
     )  # fmt: skip
+    if (held := await handoffs.intercept(ask)) is not None:
+        return _held(held, body.response_mode)
     if body.response_mode == "async" and turns.queue is not None:
-        prepared = await turns.submit(ask)
+        async with handoffs.watching_guards(ask):
+            prepared = await turns.submit(ask)
         task = {"task_id": str(prepared.answer.id), "message_id": str(prepared.answer.id)}
         marks = {**cache_headers(prepared.cache), **prepared.guard_marks}
         return JSONBytes(task, status_code=202, headers=marks)
-    turn: Turn = await turns.begin(ask)
+    async with handoffs.watching_guards(ask):
+        turn: Turn = await turns.begin(ask)
     marks = {**cache_headers(turn.cache), **turn.guard_marks}
     if body.response_mode == "async":
         task = {"task_id": str(turn.answer.id), "message_id": str(turn.answer.id)}
@@ -220,6 +237,20 @@ async def send_message(
         ).model_dump(mode="json"),
         headers=marks,
     )
+
+
+def _held(held: HeldTurn, mode: ResponseMode) -> Response:
+    """A message a person answers, not the assistant: its JSON (any mode: no task to wait for),
+    or for a streamed send an event stream of one `handoff` event, which ends it."""
+    body = SendResult(
+        user_message=MessageOut.of(held.user_message),
+        message=MessageOut.of(held.notice) if held.notice is not None else None,
+        handoff=HandoffState.of(held.handoff),
+    ).model_dump(mode="json")
+    if mode != "streaming":
+        return JSONBytes(body)
+    event = format_event(LogEvent(1, "handoff", body))
+    return StreamingResponse(iter([event]), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/sessions/{session_id}/stop", response_model=StopResult)

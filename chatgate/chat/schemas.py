@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from chatgate.chat.models import ChatSession, Message, MessageRole, MessageStatus
 from chatgate.core.text import UnicodeText
+from chatgate.handoff.models import Handoff, HandoffReason, HandoffStatus
 
 ResponseMode = Literal["blocking", "streaming", "async"]
 # PostgreSQL text cannot hold U+0000, so no backend accepts it.
@@ -25,6 +26,18 @@ class SessionUpdate(BaseModel):
     title: str = Field(max_length=200, pattern=NO_NUL)
 
 
+class HandoffState(BaseModel):
+    """Where a session's hand-off to a person is (handoff/): while `waiting` or `with_agent`,
+    a person answers it, not the assistant."""
+
+    status: HandoffStatus
+    reason: HandoffReason
+
+    @classmethod
+    def of(cls, handoff: Handoff | None) -> HandoffState | None:
+        return None if handoff is None else cls(status=handoff.status, reason=handoff.reason)
+
+
 class SessionOut(BaseModel):
     id: str
     assistant_id: str
@@ -32,9 +45,12 @@ class SessionOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     message_count: int
+    handoff: HandoffState | None = Field(
+        None, description="its hand-off to a person; null when it never had one"
+    )
 
     @classmethod
-    def of(cls, session: ChatSession) -> SessionOut:
+    def of(cls, session: ChatSession, handoff: Handoff | None = None) -> SessionOut:
         return cls(
             id=str(session.id),
             assistant_id=session.assistant_id,
@@ -42,6 +58,7 @@ class SessionOut(BaseModel):
             created_at=session.created_at,
             updated_at=session.updated_at,
             message_count=session.message_count,
+            handoff=HandoffState.of(handoff),
         )
 
 
@@ -182,7 +199,12 @@ class SendMessage(BaseModel):
 
 class SendResult(BaseModel):
     user_message: MessageOut
-    message: MessageOut
+    message: MessageOut | None = Field(
+        description="the answer; null when a person has the conversation (see `handoff`)"
+    )
+    handoff: HandoffState | None = Field(
+        None, description="set when the message went to a person instead of the assistant"
+    )
 
 
 class StopResult(BaseModel):

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -38,6 +39,8 @@ from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import QueuedAnswer, TaskQueue
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
+# Told of every answer an engine wrote, as it ended, before its stream ends (chat/handoffs.py).
+AnswerEnded = Callable[[uuid.UUID, Message], Awaitable[None]]
 # How long a stop waits for a worker to end the answer it writes, polling its row.
 STOP_WAIT = 5.0
 STOP_POLL = 0.1
@@ -131,6 +134,16 @@ class TurnManager:
         self._active: dict[uuid.UUID, Turn] = {}
         # Sessions whose turn is being prepared, not yet in `_active`.
         self._starting: set[uuid.UUID] = set()
+        self._answer_ended: list[AnswerEnded] = []
+
+    def on_answer_end(self, callback: AnswerEnded) -> None:
+        """`callback(session_id, answer)` after each answer an engine wrote here or in a worker
+        (not a cached one), before its stream ends; it must not raise."""
+        self._answer_ended.append(callback)
+
+    async def _ended(self, session_id: uuid.UUID, answer: Message) -> None:
+        for callback in self._answer_ended:
+            await callback(session_id, answer)
 
     @property
     def database(self) -> Database:
@@ -293,6 +306,7 @@ class TurnManager:
             # comes meanwhile is too late: the answer is complete and stays so.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._remember(turn.cache, provider, request, end.message)
+                await self._ended(turn.session_id, end.message)
         finally:
             self._active.pop(turn.session_id, None)
         if turn.stop_reason == "shutdown" and end.error is None:
@@ -324,6 +338,7 @@ class TurnManager:
             reservation=reservation,
         )  # fmt: skip
         await self._remember(plan, provider, request, end.message)
+        await self._ended(answer.session_id, end.message)
         stream.end(end)
         if not await self._answer_exists(answer_id):
             return None  # erased meanwhile: the worker leaves no result of it behind either

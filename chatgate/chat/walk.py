@@ -19,13 +19,20 @@ from sqlalchemy import Row, select, tuple_
 
 from chatgate.auth.service import User
 from chatgate.chat.models import ChatSession, Message
-from chatgate.chat.schemas import MessageOut, SessionOut
+from chatgate.chat.schemas import HandoffState, MessageOut, SessionOut
 from chatgate.chat.service import HISTORY_COLUMNS
 from chatgate.core.db import Database
+from chatgate.handoff.models import Handoff
 
 SESSIONS_PER_BATCH = 100
 MESSAGES_PER_BATCH = 500
-SESSION_COLUMNS = tuple(getattr(ChatSession, name) for name in SessionOut.model_fields)
+# SessionOut's fields, its hand-off (an outer join) last.
+SESSION_FIELDS = tuple(name for name in SessionOut.model_fields if name != "handoff")
+SESSION_COLUMNS = (
+    *(getattr(ChatSession, name) for name in SESSION_FIELDS),
+    Handoff.status,
+    Handoff.reason,
+)
 MESSAGE_FIELDS = tuple(MessageOut.model_fields)
 # A message as the history API writes it: MessageOut's fields, ids as strings.
 MessageJSON = dict[str, Any]
@@ -71,7 +78,11 @@ async def walk_conversations(
 async def _sessions_after(
     database: Database, *, user: User, after: uuid.UUID | None, limit: int
 ) -> list[Row[Any]]:
-    query = select(*SESSION_COLUMNS).where(ChatSession.user_id == user.id)
+    query = (
+        select(*SESSION_COLUMNS)
+        .outerjoin(Handoff, Handoff.session_id == ChatSession.id)
+        .where(ChatSession.user_id == user.id)
+    )
     if after is not None:
         query = query.where(ChatSession.id > after)
     query = query.order_by(ChatSession.id).limit(limit)
@@ -102,8 +113,10 @@ async def _messages_after(
 
 
 def _session_out(row: Row[Any]) -> SessionOut:
-    values = dict(zip(SessionOut.model_fields, row, strict=True))
-    return SessionOut(**{**values, "id": str(row.id)})
+    *columns, status, reason = tuple(row)
+    values = dict(zip(SESSION_FIELDS, columns, strict=True))
+    handoff = HandoffState(status=status, reason=reason) if status else None
+    return SessionOut(**{**values, "id": str(row.id), "handoff": handoff})
 
 
 def _by_session(rows: list[Row[Any]]) -> Iterator[tuple[uuid.UUID, list[MessageJSON]]]:

@@ -23,6 +23,7 @@ from chatgate.core.policies import (
     AccessSettings,
     CacheSettings,
     GuardPolicy,
+    HandoffPolicy,
     RateLimitSettings,
     seeded_guards,
 )
@@ -65,6 +66,9 @@ class AssistantConfig(BaseModel):
         None, description="when a streaming client goes away: the answer goes on and is stored "
         "whole (continue), or ends there (stop); unset = the global stream_on_disconnect",
     )  # fmt: skip
+    handoff: HandoffPolicy | None = Field(
+        None, description="when a conversation goes to a person (handoff/); unset = never"
+    )
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AssistantConfig:
@@ -229,6 +233,13 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     access: AccessSettings = AccessSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
+    handoff_webhook_secret: SecretStr | None = Field(
+        None, description="signs hand-off webhooks (HMAC-SHA256); unset = none is sent"
+    )
+    handoff_webhook_backoff_seconds: float = Field(
+        1.0, gt=0, le=60, description="a failed hand-off webhook is tried again after this, "
+        "doubling (with jitter), 5 tries in all",
+    )  # fmt: skip
     log_level: str = "INFO"
     ssl_certfile: str | None = Field(
         None, description="PEM certificate (chain) `chatgate serve` offers over TLS, with "

@@ -85,3 +85,27 @@ class AccessSettings(BaseModel):
                 "set CHATGATE_ACCESS__TRUSTED_PROXIES too"
             )
         return self
+
+
+# What the user is told when a conversation goes to a person.
+HANDOFF_MESSAGE = "A person will answer you here shortly. 已为您转接人工客服，请稍候。"
+
+
+class HandoffPolicy(BaseModel):
+    """When an assistant's conversation goes to a person (handoff/), and who is told."""
+
+    on_request: bool = Field(False, description="the user asks for a person (English or Chinese)")
+    on_engine_failure: bool = Field(
+        False, description="the engine chain failed, or fell through to the canned answer"
+    )
+    on_guard_blocks: int | None = Field(
+        None, ge=1, description="a guard blocked the user this many times in the session"
+    )
+    webhook_url: str | None = Field(
+        None, max_length=2000, pattern=r"^https?://[^\s]+$",
+        description="POSTed a signed `handoff.requested` event (needs the webhook secret)",
+    )  # fmt: skip
+    message: str = Field(
+        HANDOFF_MESSAGE, min_length=1, max_length=2000, pattern=r"^[^\x00]*$",
+        description="what the user is told",
+    )  # fmt: skip

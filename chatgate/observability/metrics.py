@@ -54,6 +54,10 @@ guard_hits = Counter(
     "chatgate_guard_hits_total", "Guard finds: personal data by kind, or injection, by the "
     "action taken (block, mask, route, flag)", ["kind", "action"],
 )  # fmt: skip
+handoff_webhook_failures = Counter(
+    "chatgate_handoff_webhook_failures_total", "Hand-off webhook calls that failed: tried again "
+    "(retried) or the last try (gave_up)", ["outcome"],
+)  # fmt: skip
 engine_retries = Counter(
     "chatgate_engine_retries_total", "Engine calls tried again before their first byte, by the "
     "error that made them retry", ["provider", "code"],

@@ -21,6 +21,7 @@ import {
   wireNotice,
   wireTabs,
 } from "./layout.js";
+import { HandoffWatch, unseen } from "./handoff.js";
 import { watchUnfinished } from "./resume.js";
 import { Sidebar } from "./sidebar.js";
 import { Timeline } from "./timeline.js";
@@ -40,6 +41,15 @@ const state = {
 };
 
 const timeline = new Timeline({ scroller: $("scroller"), list: $("messages"), empty: $("empty") });
+const handoff = new HandoffWatch({
+  onPage: (sessionId, page) => {
+    if (!state.session || state.session.id !== sessionId || composer.streams.has(sessionId)) return;
+    const fresh = unseen(state.messages, page).map(fromServer);
+    state.messages = [...state.messages, ...fresh];
+    for (const message of fresh) timeline.append(message);
+  },
+  onSession: (session) => sessionChanged(session),
+});
 
 // ---------- errors ----------
 
@@ -188,6 +198,7 @@ async function openSession(session) {
   const generation = ++state.generation;
   clearNotice();
   state.session = session;
+  handoff.watch(session);
   state.assistant = findAssistant(session.assistant_id);
   state.messages = [];
   state.nextBefore = null;
@@ -231,6 +242,14 @@ async function openSession(session) {
     messages: () => state.messages,
     onScreen: () => generation === state.generation,
   });
+}
+
+/** The session on screen as the server has it now (its title, its hand-off). */
+function sessionChanged(session) {
+  if (!state.session || state.session.id !== session.id) return;
+  state.session = { ...state.session, ...session };
+  renderHeader(state);
+  handoff.watch(state.session);
 }
 
 function fromServer(message) {
@@ -347,12 +366,7 @@ const composer = new Composer({
       renderEmpty(timeline, state);
       renderOlder(state, loadOlder);
     },
-    titleChanged: (session) => {
-      if (state.session && state.session.id === session.id) {
-        state.session = { ...state.session, ...session };
-        renderHeader(state);
-      }
-    },
+    titleChanged: sessionChanged,
     refreshList: () => state.assistant && sidebar.load(state.assistant.id, { quiet: true }),
     showNotice,
     clearNotice,

@@ -270,6 +270,10 @@ export class Composer {
         stream.replay = false;
         answer.content = event.data.replace ? event.data.text : before + event.data.text;
         this.show(stream, answer, { text: true });
+      } else if (event.event === "handoff") {
+        // A person has the conversation: the message went to them, not to the assistant.
+        this.handedOff(stream, event.data);
+        return;
       } else if (event.event === "message_end") {
         Object.assign(answer, event.data.message);
         this.show(stream, answer);
@@ -283,6 +287,22 @@ export class Composer {
         );
         return;
       }
+    }
+  }
+
+  /** The message is stored for a person; the answer is the hand-off notice, or none. */
+  handedOff(stream, { user_message: stored, message }) {
+    const { user, answer } = stream;
+    Object.assign(user, stored, { sending: false });
+    this.show(stream, user);
+    if (message) {
+      Object.assign(answer, message);
+      this.show(stream, answer);
+      return;
+    }
+    this.timeline.remove(answer);
+    if (this.view.session() && this.view.session().id === stream.sessionId) {
+      this.view.setMessages(this.view.messages().filter((m) => m !== answer));
     }
   }
 

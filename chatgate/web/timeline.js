@@ -99,7 +99,7 @@ export class Timeline {
     this.empty = empty;
     this.nodes = new Map();
     this.pending = new Map();
-    this.names = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" };
+    this.names = { user: "You", assistant: "Assistant", system: "System", tool: "Tool", agent: "Agent" };
     list.addEventListener("click", (event) => this.onClick(event));
   }
 

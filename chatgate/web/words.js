@@ -87,6 +87,10 @@ export function messageMark(message) {
   if (message.status === "failed") {
     return { badge: "Failed", note: describeError({ ...error, status: -1 }), kind: "failed" };
   }
+  if (message.fallback && !message.model) {
+    // chatgate's own words (the hand-off notice): from no engine, and no failure either.
+    return { badge: "Notice", note: "", kind: "notice" };
+  }
   if (message.fallback) {
     return {
       badge: "Canned answer",
