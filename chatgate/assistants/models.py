@@ -31,6 +31,8 @@ class AssistantRow(Base):
     knowledge_bases: Mapped[list[str]] = mapped_column(JSON, default=list)
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     stream_on_disconnect: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The hand-off policy (core/policies.py's HandoffPolicy as JSON); None = no hand-off.
+    handoff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from chatgate.core.config import ID_PATTERN, AssistantConfig, OnDisconnect
-from chatgate.core.policies import GuardPolicy
+from chatgate.core.policies import GuardPolicy, HandoffPolicy
 from chatgate.core.text import UnicodeText
 
 
@@ -64,6 +64,7 @@ class AssistantUpdate(BaseModel):
     knowledge_bases: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = None
     retention_days: int | None = Field(None, ge=1)
     stream_on_disconnect: OnDisconnect | None = None
+    handoff: HandoffPolicy | None = None
     enabled: bool | None = None
 
 
