@@ -108,7 +108,9 @@ async function boot() {
     return;
   }
   if (who === "signin") {
-    showSignIn(storage.get(KEYS.token) ? "Your sign-in has expired or was not accepted. Please sign in again." : "");
+    showSignIn(
+      storage.get(KEYS.token) ? "Your sign-in has expired or was not accepted. Please sign in again." : "",
+    );
     return;
   }
   if (who === "denied") {
@@ -169,7 +171,8 @@ document.addEventListener("keydown", (event) => {
 window.addEventListener("hashchange", () => draw());
 // A refusal anywhere after the start (a token that expired, an admin's rights withdrawn).
 window.addEventListener("unhandledrejection", (event) => {
-  if (event.reason instanceof ApiError && event.reason.status === 401) showSignIn("Your sign-in has expired. Please sign in again.");
+  if (event.reason instanceof ApiError && event.reason.status === 401)
+    showSignIn("Your sign-in has expired. Please sign in again.");
 });
 
 boot();

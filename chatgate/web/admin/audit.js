@@ -18,7 +18,9 @@ const COLUMNS = [
 ];
 
 export function render(root, _rest, signal) {
-  const form = h("form", { class: "inline-form", role: "search", "aria-label": "Filter the audit log" },
+  const form = h(
+    "form",
+    { class: "inline-form", role: "search", "aria-label": "Filter the audit log" },
     field({ label: "Action", name: "action", autocomplete: "off", hint: "e.g. assistant.updated" }),
     field({ label: "User id", name: "user_id", autocomplete: "off" }),
     field({ label: "Since", name: "since", type: "date" }),
@@ -51,15 +53,25 @@ export function render(root, _rest, signal) {
     cursor = answer.next_cursor;
     if (!rows.length) return box.replaceChildren(empty("No events match."));
     const list = table("Audit events", COLUMNS, rows);
-    const next = answer.has_more ? h("button", { type: "button", class: "button more", onclick: () => page(true) }, "Show older events") : h("p", { class: "muted small" }, "That is all of them.");
-    box.replaceChildren(h("p", { class: "muted small", role: "status" }, `${rows.length} events shown.`), list, next);
+    const next = answer.has_more
+      ? h("button", { type: "button", class: "button more", onclick: () => page(true) }, "Show older events")
+      : h("p", { class: "muted small" }, "That is all of them.");
+    box.replaceChildren(
+      h("p", { class: "muted small", role: "status" }, `${rows.length} events shown.`),
+      list,
+      next,
+    );
     if (more) box.querySelector(".more, p:last-child")?.focus?.();
   };
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const v = values(form);
-    filters = { action: v.action.trim(), user_id: v.user_id.trim(), since: v.since ? `${v.since}T00:00:00Z` : "" };
+    filters = {
+      action: v.action.trim(),
+      user_id: v.user_id.trim(),
+      since: v.since ? `${v.since}T00:00:00Z` : "",
+    };
     page(false);
   });
   root.append(header("Audit log"), form, box);

@@ -2,7 +2,21 @@
 // opened (#handoffs/<session_id>) shows its messages, a reply box, and a hand back.
 
 import { conversationOf, getJSON, sendJSON, withQuery } from "./api.js";
-import { empty, errorText, failure, fill, h, field, header, say, section, submitting, table, values, when } from "./ui.js";
+import {
+  empty,
+  errorText,
+  failure,
+  fill,
+  h,
+  field,
+  header,
+  say,
+  section,
+  submitting,
+  table,
+  values,
+  when,
+} from "./ui.js";
 
 const EVERY_MS = 4000;
 const STATUS = { waiting: "Waiting", with_agent: "With a person", released: "Handed back" };
@@ -12,8 +26,20 @@ let lastStatus = "waiting";
 
 export function render(root, rest, signal) {
   if (rest) return renderOne(root, rest, signal);
-  const form = h("form", { class: "inline-form", "aria-label": "Which hand-offs" },
-    field({ label: "Show", name: "status", type: "select", value: lastStatus, options: [["waiting", "Waiting"], ["with_agent", "With a person"], ["all", "All"]] }),
+  const form = h(
+    "form",
+    { class: "inline-form", "aria-label": "Which hand-offs" },
+    field({
+      label: "Show",
+      name: "status",
+      type: "select",
+      value: lastStatus,
+      options: [
+        ["waiting", "Waiting"],
+        ["with_agent", "With a person"],
+        ["all", "All"],
+      ],
+    }),
   );
   const box = h("div", {});
   const line = h("p", { class: "muted small" });
@@ -23,15 +49,39 @@ export function render(root, rest, signal) {
     try {
       const { data } = await getJSON(withQuery("/v1/admin/handoffs", { status: lastStatus }), { signal });
       line.textContent = `Updated ${new Date().toLocaleTimeString("en-GB")} · refreshed every few seconds.`;
-      box.replaceChildren(data.length ? table("Hand-offs", [
-        { label: "Conversation", cell: (x) => h("a", { href: `#handoffs/${encodeURIComponent(x.session_id)}?user=${encodeURIComponent(x.user_id)}` }, `Open ${x.session_id.slice(0, 8)}`) },
-        { label: "User", cell: (x) => x.user_id },
-        { label: "Assistant", cell: (x) => x.assistant_id },
-        { label: "Status", cell: (x) => STATUS[x.status] || x.status },
-        { label: "Why", cell: (x) => x.reason },
-        { label: "Asked", cell: (x) => when(x.requested_at) },
-        { label: "Webhook", cell: (x) => (x.webhook && x.webhook.status ? `${x.webhook.status}${x.webhook.attempts ? ` (${x.webhook.attempts} tries)` : ""}${x.webhook.error ? `: ${x.webhook.error}` : ""}` : "none") },
-      ], data) : empty("Nobody is waiting for a person."));
+      box.replaceChildren(
+        data.length
+          ? table(
+              "Hand-offs",
+              [
+                {
+                  label: "Conversation",
+                  cell: (x) =>
+                    h(
+                      "a",
+                      {
+                        href: `#handoffs/${encodeURIComponent(x.session_id)}?user=${encodeURIComponent(x.user_id)}`,
+                      },
+                      `Open ${x.session_id.slice(0, 8)}`,
+                    ),
+                },
+                { label: "User", cell: (x) => x.user_id },
+                { label: "Assistant", cell: (x) => x.assistant_id },
+                { label: "Status", cell: (x) => STATUS[x.status] || x.status },
+                { label: "Why", cell: (x) => x.reason },
+                { label: "Asked", cell: (x) => when(x.requested_at) },
+                {
+                  label: "Webhook",
+                  cell: (x) =>
+                    x.webhook && x.webhook.status
+                      ? `${x.webhook.status}${x.webhook.attempts ? ` (${x.webhook.attempts} tries)` : ""}${x.webhook.error ? `: ${x.webhook.error}` : ""}`
+                      : "none",
+                },
+              ],
+              data,
+            )
+          : empty("Nobody is waiting for a person."),
+      );
     } catch (error) {
       if (error.name === "AbortError") return;
       if (first) box.replaceChildren(failure(error, load));
@@ -50,9 +100,18 @@ export function render(root, rest, signal) {
 }
 
 function messageItem(m) {
-  return h("li", { class: `convo-msg convo-${m.role}`, "data-role": m.role },
-    h("p", { class: "convo-head" }, h("strong", {}, ROLE[m.role] || m.role), ` · ${when(m.created_at)}`, m.status !== "complete" ? ` · ${m.status}` : ""),
-    h("p", { class: "convo-text" }, m.content || ""));
+  return h(
+    "li",
+    { class: `convo-msg convo-${m.role}`, "data-role": m.role },
+    h(
+      "p",
+      { class: "convo-head" },
+      h("strong", {}, ROLE[m.role] || m.role),
+      ` · ${when(m.created_at)}`,
+      m.status !== "complete" ? ` · ${m.status}` : "",
+    ),
+    h("p", { class: "convo-text" }, m.content || ""),
+  );
 }
 
 function renderOne(root, rest, signal) {
@@ -66,15 +125,29 @@ function renderOne(root, rest, signal) {
 
   const loadMessages = async () => {
     const { data } = await conversationOf(sessionId, userId, signal);
-    list.replaceChildren(...(data.length ? data.map(messageItem) : [h("li", { class: "muted" }, "No messages.")]));
+    list.replaceChildren(
+      ...(data.length ? data.map(messageItem) : [h("li", { class: "muted" }, "No messages.")]),
+    );
     return list;
   };
-  const form = h("form", { class: "reply-form" },
-    field({ label: "Your reply", name: "content", type: "textarea", rows: 3, required: true, hint: "Ctrl+Enter sends." }),
-    h("div", { class: "form-actions" },
+  const form = h(
+    "form",
+    { class: "reply-form" },
+    field({
+      label: "Your reply",
+      name: "content",
+      type: "textarea",
+      rows: 3,
+      required: true,
+      hint: "Ctrl+Enter sends.",
+    }),
+    h(
+      "div",
+      { class: "form-actions" },
       h("button", { type: "submit", class: "button button-primary" }, "Send reply"),
       h("button", { type: "button", class: "button", id: "release" }, "Hand back to the assistant"),
-      line),
+      line,
+    ),
   );
   form.elements.content.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
@@ -93,18 +166,27 @@ function renderOne(root, rest, signal) {
       await loadMessages();
     });
   });
-  form.querySelector("#release").addEventListener("click", () => submitting(form, line, async () => {
-    const handoff = await sendJSON("POST", `${base}/release`, {});
-    say(line, `Handed back: ${STATUS[handoff.status] || handoff.status}.`);
-  }));
+  form.querySelector("#release").addEventListener("click", () =>
+    submitting(form, line, async () => {
+      const handoff = await sendJSON("POST", `${base}/release`, {});
+      say(line, `Handed back: ${STATUS[handoff.status] || handoff.status}.`);
+    }),
+  );
 
-  root.append(h("p", {}, h("a", { href: "#handoffs" }, "← The queue")),
+  root.append(
+    h("p", {}, h("a", { href: "#handoffs" }, "← The queue")),
     header("Conversation"),
     h("p", { class: "muted" }, `User ${userId} · `, h("code", {}, sessionId)),
-    section("Messages", convoBox), section("Reply", form));
+    section("Messages", convoBox),
+    section("Reply", form),
+  );
   fill(convoBox, loadMessages, "Loading the conversation…");
-  const timer = setInterval(() => loadMessages().catch((error) => {
-    if (error.name !== "AbortError") say(line, `Could not refresh: ${errorText(error)}`, true);
-  }), EVERY_MS);
+  const timer = setInterval(
+    () =>
+      loadMessages().catch((error) => {
+        if (error.name !== "AbortError") say(line, `Could not refresh: ${errorText(error)}`, true);
+      }),
+    EVERY_MS,
+  );
   return () => clearInterval(timer);
 }

@@ -40,7 +40,12 @@ export function errorText(error) {
 }
 
 export function loading(text = "Loading…") {
-  return h("p", { class: "loading state", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text);
+  return h(
+    "p",
+    { class: "loading state", role: "status" },
+    h("span", { class: "spinner", "aria-hidden": "true" }),
+    text,
+  );
 }
 
 export function empty(text) {
@@ -75,14 +80,28 @@ export async function fill(box, load, label) {
 /** A table in a region that scrolls sideways on a narrow screen (keyboard too: it takes focus).
  * columns: [{label, cell(row) -> Node|string, numeric?}] */
 export function table(label, columns, rows) {
-  const head = h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : null }, c.label)));
+  const head = h(
+    "tr",
+    {},
+    columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : null }, c.label)),
+  );
   const body = rows.map((row) =>
-    h("tr", {}, columns.map((c) => h("td", { class: c.numeric ? "num" : null }, c.cell(row) ?? ""))),
+    h(
+      "tr",
+      {},
+      columns.map((c) => h("td", { class: c.numeric ? "num" : null }, c.cell(row) ?? "")),
+    ),
   );
   return h(
     "div",
     { class: "table-wrap", role: "region", "aria-label": label, tabindex: "0" },
-    h("table", {}, h("caption", { class: "visually-hidden" }, label), h("thead", {}, head), h("tbody", {}, body)),
+    h(
+      "table",
+      {},
+      h("caption", { class: "visually-hidden" }, label),
+      h("thead", {}, head),
+      h("tbody", {}, body),
+    ),
   );
 }
 
@@ -92,7 +111,11 @@ export function field({ label, name, type = "text", value, options, hint, ...att
   const hintId = hint ? `${id}-hint` : null;
   let control;
   if (type === "select") {
-    control = h("select", { id, name, ...attrs }, options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
+    control = h(
+      "select",
+      { id, name, ...attrs },
+      options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)),
+    );
   } else if (type === "textarea") {
     control = h("textarea", { id, name, ...attrs });
     control.value = value ?? "";
@@ -104,7 +127,13 @@ export function field({ label, name, type = "text", value, options, hint, ...att
     control.value = value ?? "";
   }
   if (hintId) control.setAttribute("aria-describedby", hintId);
-  return h("div", { class: "field" }, h("label", { for: id }, label), control, hint ? h("p", { id: hintId, class: "muted small" }, hint) : null);
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id }, label),
+    control,
+    hint ? h("p", { id: hintId, class: "muted small" }, hint) : null,
+  );
 }
 
 /** A form's controls as an object of strings (checkboxes as booleans). */
@@ -153,11 +182,14 @@ export function confirmAction(title, text, ok = "OK") {
 
 const numbers = new Intl.NumberFormat("en-US");
 export const count = (n) => numbers.format(n ?? 0);
-export const money = (n) => (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 6 });
+export const money = (n) =>
+  (n ?? 0).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 6 });
 export function when(iso) {
   if (!iso) return "";
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" }) + " UTC";
+  return Number.isNaN(date.getTime())
+    ? iso
+    : date.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" }) + " UTC";
 }
 
 /** A heading with the view's actions beside it. */

@@ -41,62 +41,111 @@ function totals(rows) {
     ["Cost", money(sum("cost"))],
     ["From the cache", count(sum("cached_requests"))],
   ];
-  return h("dl", { class: "totals", "aria-label": "Totals" }, items.map(([name, value]) => h("div", {}, h("dt", {}, name), h("dd", { "data-total": name }, value))));
+  return h(
+    "dl",
+    { class: "totals", "aria-label": "Totals" },
+    items.map(([name, value]) => h("div", {}, h("dt", {}, name), h("dd", { "data-total": name }, value))),
+  );
 }
 
 function numbers(label, rows, name) {
-  return table(label, [
-    { label: name, cell: (r) => r.label },
-    { label: "Requests", cell: (r) => count(r.requests), numeric: true },
-    { label: "Prompt tokens", cell: (r) => count(r.prompt_tokens), numeric: true },
-    { label: "Answer tokens", cell: (r) => count(r.completion_tokens), numeric: true },
-    { label: "Cost", cell: (r) => money(r.cost), numeric: true },
-  ], rows);
+  return table(
+    label,
+    [
+      { label: name, cell: (r) => r.label },
+      { label: "Requests", cell: (r) => count(r.requests), numeric: true },
+      { label: "Prompt tokens", cell: (r) => count(r.prompt_tokens), numeric: true },
+      { label: "Answer tokens", cell: (r) => count(r.completion_tokens), numeric: true },
+      { label: "Cost", cell: (r) => money(r.cost), numeric: true },
+    ],
+    rows,
+  );
 }
 
 export function render(root, _rest, signal) {
   const today = new Date();
   const monthAgo = new Date(today.getTime() - 29 * 86400_000);
-  const form = h("form", { class: "inline-form", "aria-label": "Date range" },
+  const form = h(
+    "form",
+    { class: "inline-form", "aria-label": "Date range" },
     field({ label: "From", name: "since", type: "date", value: isoDay(monthAgo), required: true }),
     field({ label: "To (included)", name: "to", type: "date", value: isoDay(today), required: true }),
-    field({ label: "Measure", name: "measure", type: "select", value: "cost", options: Object.entries(MEASURES).map(([k, m]) => [k, m.label]) }),
+    field({
+      label: "Measure",
+      name: "measure",
+      type: "select",
+      value: "cost",
+      options: Object.entries(MEASURES).map(([k, m]) => [k, m.label]),
+    }),
     h("button", { type: "submit", class: "button button-primary" }, "Show"),
   );
   const body = h("div", { class: "usage" });
   const budgets = h("div", {});
   root.append(header("Usage & cost"), form, body, section("Budgets", budgets));
 
-  const load = () => fill(body, async () => {
-    const v = values(form);
-    const measure = MEASURES[v.measure];
-    const range = { since: v.since, until: v.to ? nextDay(v.to) : "" };
-    const ask = (group_by) => getJSON(withQuery("/v1/admin/usage", { group_by, ...range }), { signal }).then((r) => r.data);
-    const [days, keyNames, ...grouped] = await Promise.all([
-      ask("day"),
-      getJSON("/v1/admin/keys", { signal }).then((r) => new Map(r.data.map((k) => [k.id, k.name])), () => new Map()),
-      ...GROUPS.map(([group]) => ask(group)),
-    ]);
-    if (!days.length) return [totals([]), empty("Nothing was used in this range.")];
-    const labelOf = (group, value) => {
-      if (value === null || value === undefined) return group === "key" ? "(no key)" : "(none)";
-      return group === "key" && keyNames.has(value) ? keyNames.get(value) : String(value);
-    };
-    const parts = [totals(days)];
-    const dayRows = days.map((r) => ({ ...r, label: r.group }));
-    const byDay = new Map(dayRows.map((r) => [r.group, measure.of(r)]));
-    parts.push(section("By day",
-      columns(`${measure.label} by day`, daysOf(v.since, v.to).map((day) => ({ label: day.slice(5), value: byDay.get(day) || 0 })), measure.format),
-      numbers("Usage by day", dayRows, "Day")));
-    GROUPS.forEach(([group, title], i) => {
-      const rows = grouped[i].map((r) => ({ ...r, label: labelOf(group, r.group) }));
-      const top = [...rows].sort((a, b) => measure.of(b) - measure.of(a)).slice(0, 10);
-      parts.push(section(title,
-        rows.length ? bars(`${measure.label} ${title.toLowerCase()}`, top.map((r) => ({ label: r.label, value: measure.of(r) })), measure.format) : empty("Nothing."),
-        rows.length ? numbers(`Usage ${title.toLowerCase()}`, rows, title.replace("By ", "").replace(/^./, (c) => c.toUpperCase())) : null));
-    });
-    return parts;
-  }, "Loading the usage…");
+  const load = () =>
+    fill(
+      body,
+      async () => {
+        const v = values(form);
+        const measure = MEASURES[v.measure];
+        const range = { since: v.since, until: v.to ? nextDay(v.to) : "" };
+        const ask = (group_by) =>
+          getJSON(withQuery("/v1/admin/usage", { group_by, ...range }), { signal }).then((r) => r.data);
+        const [days, keyNames, ...grouped] = await Promise.all([
+          ask("day"),
+          getJSON("/v1/admin/keys", { signal }).then(
+            (r) => new Map(r.data.map((k) => [k.id, k.name])),
+            () => new Map(),
+          ),
+          ...GROUPS.map(([group]) => ask(group)),
+        ]);
+        if (!days.length) return [totals([]), empty("Nothing was used in this range.")];
+        const labelOf = (group, value) => {
+          if (value === null || value === undefined) return group === "key" ? "(no key)" : "(none)";
+          return group === "key" && keyNames.has(value) ? keyNames.get(value) : String(value);
+        };
+        const parts = [totals(days)];
+        const dayRows = days.map((r) => ({ ...r, label: r.group }));
+        const byDay = new Map(dayRows.map((r) => [r.group, measure.of(r)]));
+        parts.push(
+          section(
+            "By day",
+            columns(
+              `${measure.label} by day`,
+              daysOf(v.since, v.to).map((day) => ({ label: day.slice(5), value: byDay.get(day) || 0 })),
+              measure.format,
+            ),
+            numbers("Usage by day", dayRows, "Day"),
+          ),
+        );
+        GROUPS.forEach(([group, title], i) => {
+          const rows = grouped[i].map((r) => ({ ...r, label: labelOf(group, r.group) }));
+          const top = [...rows].sort((a, b) => measure.of(b) - measure.of(a)).slice(0, 10);
+          parts.push(
+            section(
+              title,
+              rows.length
+                ? bars(
+                    `${measure.label} ${title.toLowerCase()}`,
+                    top.map((r) => ({ label: r.label, value: measure.of(r) })),
+                    measure.format,
+                  )
+                : empty("Nothing."),
+              rows.length
+                ? numbers(
+                    `Usage ${title.toLowerCase()}`,
+                    rows,
+                    title.replace("By ", "").replace(/^./, (c) => c.toUpperCase()),
+                  )
+                : null,
+            ),
+          );
+        });
+        return parts;
+      },
+      "Loading the usage…",
+    );
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
