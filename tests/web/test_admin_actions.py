@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import make_token
 from tests.web.conftest import WebGateway, open_page
-from tests.web.console import ADMIN_ID, Console, Seeded, admin_client, seed, user_client
+from tests.web.console import ADMIN_ID, Console, Seeded, admin_client, ask, seed, user_client
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +171,13 @@ def test_a_person_answers_a_hand_off_and_hands_it_back(
 ) -> None:
     page, view = console.page, console.view
     console.open("handoffs")
-    row = view.get_by_role("row").filter(has_text=seeded.desk_id)
+    row = view.get_by_role("row").filter(has_text=seeded.customer_id)
     expect(row).to_contain_text("Waiting")
+    # The queue refreshes itself: a conversation handed off now appears without a reload.
+    latecomer = f"latecomer-{secrets.token_hex(3)}"
+    with user_client(jwt_gateway, latecomer) as user:
+        assert ask(user, seeded.desk_id, "can I speak to a real person")["handoff"] is not None
+    expect(view.get_by_role("row").filter(has_text=latecomer)).to_contain_text("Waiting")
     row.get_by_role("link").click()
     expect(view.get_by_text("I want to talk to a human please")).to_be_visible()
     page.get_by_label("Your reply").fill("Hello, this is Ana from support.")
@@ -189,4 +194,5 @@ def test_a_person_answers_a_hand_off_and_hands_it_back(
     # The queue (waiting only, its default) no longer lists it after its next refresh.
     page.get_by_role("link", name="← The queue").click()
     console.wait_view("handoffs")
-    expect(view.get_by_role("row").filter(has_text=seeded.desk_id)).to_have_count(0)
+    expect(view.get_by_role("row").filter(has_text=seeded.customer_id)).to_have_count(0)
+    expect(view.get_by_role("row").filter(has_text=latecomer)).to_have_count(1)

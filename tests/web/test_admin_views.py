@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.conftest import make_token
 from tests.web.conftest import PHONE, WebGateway, open_page
@@ -146,3 +146,29 @@ def test_the_menu_folds_on_a_phone_and_escape_closes_it(
         console.wait_view("audit")
         expect(menu).to_be_hidden()
         console.fits_the_width()
+
+
+def test_a_view_says_it_is_loading_what_went_wrong_and_tries_again(
+    browser: Browser, request: pytest.FixtureRequest, jwt_gateway: WebGateway, seeded: Seeded
+) -> None:
+    with open_page(browser, request) as page:
+        console = Console(page, jwt_gateway.url).sign_in_as(make_token(ADMIN_ID, admin=True))
+        held: list[Route] = []
+        usage = re.compile(r".*/v1/admin/usage\?group_by=day.*")
+        page.route(usage, lambda route: held.append(route))
+        page.goto(f"{jwt_gateway.url}/admin#usage")
+        expect(
+            console.view.get_by_role("status").filter(has_text="Loading the usage…")
+        ).to_be_visible()
+        for _ in range(200):
+            if held:
+                break
+            page.wait_for_timeout(25)
+        body = {"error": {"code": "ledger_down", "message": "no ledger", "trace_id": "trace-t"}}
+        held.pop().fulfill(status=503, json=body)
+        alert = console.view.get_by_role("alert").filter(has_text="no ledger")
+        expect(alert).to_contain_text("no ledger (ledger_down). Trace id: trace-t.")
+        page.unroute(usage)
+        alert.get_by_role("button", name="Try again").click()
+        expect(console.view.get_by_role("cell", name=seeded.user_id, exact=True)).to_be_visible()
+        expect(alert).to_have_count(0)

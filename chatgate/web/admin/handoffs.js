@@ -5,7 +5,6 @@ import { conversationOf, getJSON, sendJSON, withQuery } from "./api.js";
 import {
   empty,
   errorText,
-  failure,
   fill,
   h,
   field,
@@ -23,6 +22,31 @@ const STATUS = { waiting: "Waiting", with_agent: "With a person", released: "Han
 const ROLE = { user: "User", assistant: "Assistant", agent: "Person", system: "System", tool: "Tool" };
 
 let lastStatus = "waiting";
+
+const COLUMNS = [
+  {
+    label: "Conversation",
+    cell: (x) =>
+      h(
+        "a",
+        { href: `#handoffs/${encodeURIComponent(x.session_id)}?user=${encodeURIComponent(x.user_id)}` },
+        `Open ${x.session_id.slice(0, 8)}`,
+      ),
+  },
+  { label: "User", cell: (x) => x.user_id },
+  { label: "Assistant", cell: (x) => x.assistant_id },
+  { label: "Status", cell: (x) => STATUS[x.status] || x.status },
+  { label: "Why", cell: (x) => x.reason },
+  { label: "Asked", cell: (x) => when(x.requested_at) },
+  { label: "Webhook", cell: webhookText },
+];
+
+function webhookText(x) {
+  const hook = x.webhook;
+  if (!hook || !hook.status) return "none";
+  const tries = hook.attempts ? ` (${hook.attempts} tries)` : "";
+  return `${hook.status}${tries}${hook.error ? `: ${hook.error}` : ""}`;
+}
 
 export function render(root, rest, signal) {
   if (rest) return renderOne(root, rest, signal);
@@ -43,59 +67,24 @@ export function render(root, rest, signal) {
   );
   const box = h("div", {});
   const line = h("p", { class: "muted small" });
-  let first = true;
-  const load = async () => {
+  const queue = async () => {
     lastStatus = values(form).status;
-    try {
-      const { data } = await getJSON(withQuery("/v1/admin/handoffs", { status: lastStatus }), { signal });
-      line.textContent = `Updated ${new Date().toLocaleTimeString("en-GB")} · refreshed every few seconds.`;
-      box.replaceChildren(
-        data.length
-          ? table(
-              "Hand-offs",
-              [
-                {
-                  label: "Conversation",
-                  cell: (x) =>
-                    h(
-                      "a",
-                      {
-                        href: `#handoffs/${encodeURIComponent(x.session_id)}?user=${encodeURIComponent(x.user_id)}`,
-                      },
-                      `Open ${x.session_id.slice(0, 8)}`,
-                    ),
-                },
-                { label: "User", cell: (x) => x.user_id },
-                { label: "Assistant", cell: (x) => x.assistant_id },
-                { label: "Status", cell: (x) => STATUS[x.status] || x.status },
-                { label: "Why", cell: (x) => x.reason },
-                { label: "Asked", cell: (x) => when(x.requested_at) },
-                {
-                  label: "Webhook",
-                  cell: (x) =>
-                    x.webhook && x.webhook.status
-                      ? `${x.webhook.status}${x.webhook.attempts ? ` (${x.webhook.attempts} tries)` : ""}${x.webhook.error ? `: ${x.webhook.error}` : ""}`
-                      : "none",
-                },
-              ],
-              data,
-            )
-          : empty("Nobody is waiting for a person."),
-      );
-    } catch (error) {
-      if (error.name === "AbortError") return;
-      if (first) box.replaceChildren(failure(error, load));
-      else line.textContent = `Could not refresh: ${errorText(error)}`;
-    }
-    first = false;
+    const { data } = await getJSON(withQuery("/v1/admin/handoffs", { status: lastStatus }), { signal });
+    line.textContent = `Updated ${new Date().toLocaleTimeString("en-GB")} · refreshed every few seconds.`;
+    return data.length ? table("Hand-offs", COLUMNS, data) : empty("Nobody is waiting for a person.");
   };
-  form.elements.status.addEventListener("change", () => {
-    first = true;
-    fill(box, load);
-  });
+  // A refresh replaces the list only with a new one; a failure says so and keeps the old list.
+  const refresh = async () => {
+    try {
+      box.replaceChildren(await queue());
+    } catch (error) {
+      if (error.name !== "AbortError") line.textContent = `Could not refresh: ${errorText(error)}`;
+    }
+  };
+  form.elements.status.addEventListener("change", () => fill(box, queue, "Loading the queue…"));
   root.append(header("Hand-offs"), form, line, box);
-  fill(box, load, "Loading the queue…");
-  const timer = setInterval(load, EVERY_MS);
+  fill(box, queue, "Loading the queue…");
+  const timer = setInterval(refresh, EVERY_MS);
   return () => clearInterval(timer);
 }
 

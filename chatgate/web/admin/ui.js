@@ -30,7 +30,7 @@ export function uid(prefix) {
 
 /** Plain words for a refusal, with its code and trace id for support. */
 export function errorText(error) {
-  if (!(error instanceof ApiError)) return `Something went wrong: ${error}`;
+  if (!(error instanceof ApiError)) return (error && error.message) || `Something went wrong: ${error}`;
   if (error.status === 0) return "Can't reach chatgate right now. Check the connection and try again.";
   const trace = error.traceId ? ` Trace id: ${error.traceId}.` : "";
   if (error.status === 404 && error.code === "not_found") {
