@@ -39,6 +39,7 @@ from chatgate.qa.router import router as qa_router
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.responses.router import router as responses_router
 from chatgate.runtime import Runtime, open_runtime
+from chatgate.usage.router import router as usage_router
 
 log = logging.getLogger("chatgate")
 VERSION = "0.1.0"
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     async def lifespan(app: ChatgateApp) -> AsyncIterator[None]:
         async with open_runtime(settings, limiter=limiter, tracing=tracing) as runtime:
             await runtime.catalog.seed(settings.assistants)
+            await runtime.prices.seed(settings.prices)
             # One embedded process owns every answer; with Redis, workers may still write some.
             recovered = await recover_unfinished_answers(
                 runtime.database, all_rows=settings.is_sqlite and not settings.redis_url
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None) -> ChatgateApp:
     app.include_router(gateway_router)
     app.include_router(admin_router)
     app.include_router(audit_router)
+    app.include_router(usage_router)
     app.include_router(budgets_router)
     app.include_router(keys_router)
     app.include_router(handoff_router)

@@ -49,6 +49,8 @@ from chatgate.privacy.retention import RetentionJob
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import JobCodec, TaskQueue
+from chatgate.usage.ledger import Ledger
+from chatgate.usage.prices import Prices
 from chatgate.vault.keyring import load_keyring
 from chatgate.vault.service import Vault
 
@@ -84,6 +86,8 @@ class Runtime:
     retention: RetentionJob
     stream_log: StreamLog
     liveness: Liveness | None
+    prices: Prices
+    ledger: Ledger
     webhooks: HandoffWebhooks
     handoffs: HandoffDesk
     _by_type: dict[type, Any] = field(init=False, repr=False, compare=False)
@@ -124,13 +128,19 @@ async def open_runtime(
         database = Database(settings.database_url, pool_size=settings.database_pool_size)
         stack.push_async_callback(database.close)
         stack.callback(watch_pool(database.engine))
+        # The usage ledger closes after everything that records in it (the engines, the turns
+        # and their drain), before the database: its last rows are written at close.
+        prices = Prices(database=database, redis=redis)
+        ledger = Ledger(database=database, prices=prices, every=settings.usage_write_seconds)
+        await ledger.start()
+        stack.push_async_callback(ledger.close)
         if tracing is not None:
             tracing.instrument_database(database.engine)
         ring = load_keyring(settings)
         vault = Vault(database, ring)
         await vault.start()
         limiter = limiter or RateLimiter(settings.rate_limits, settings.redis_url)
-        providers = ProviderRegistry(settings.providers, redis=redis)
+        providers = ProviderRegistry(settings.providers, redis=redis, ledger=ledger)
         await providers.start()
         stack.push_async_callback(providers.close)
         api_keys = ApiKeys(database=database, redis=redis)
@@ -181,7 +191,7 @@ async def open_runtime(
         turns = TurnManager(
             database=database, providers=providers, writer=writer, queue=queue, limiter=limiter,
             cache=cache, retriever=retriever, log=log, liveness=liveness,
-            on_disconnect=settings.stream_on_disconnect, budgets=budgets,
+            on_disconnect=settings.stream_on_disconnect, ledger=ledger, budgets=budgets,
         )  # fmt: skip
         stack.push_async_callback(turns.shutdown)
         catalog = AssistantCatalog(
@@ -203,6 +213,9 @@ async def open_runtime(
         await notices.start()
         stack.push_async_callback(notices.close)
         erasure = Erasure(database=database, turns=turns, notices=notices, cache=cache, queue=queue)
+        # After their turns are stopped, in every process (the erasing one first, in its
+        # stop_turns step): the user's usage rows are pseudonymized (usage/ledger.py).
+        notices.on_erasure(ledger.forget)
 
         async def destroy_data_key(user_id: str) -> dict[str, int]:
             # Last: whatever of theirs is left anywhere, backups included, no longer opens.
@@ -220,7 +233,8 @@ async def open_runtime(
             budgets=budgets,
             cache=cache, queue=queue, turns=turns, embedders=embedders, ingestion=ingestion,
             knowledge=knowledge, retriever=retriever, vault=vault, erasure=erasure,
-            retention=retention, stream_log=log, liveness=liveness, webhooks=webhooks,
+            retention=retention, stream_log=log, liveness=liveness,
+            prices=prices, ledger=ledger, webhooks=webhooks,
             handoffs=handoffs,
         )  # fmt: skip
 

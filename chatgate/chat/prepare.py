@@ -35,6 +35,7 @@ from chatgate.knowledge.retrieval import Retriever
 from chatgate.providers.base import ChatTurn, CompletionRequest, Provider
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
+from chatgate.usage.ledger import Ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ class Ask:
     cache: CacheDirective = "use"
     # A Dify app's input variables, as the caller gave them (other engines ignore them).
     inputs: dict[str, Any] = field(default_factory=dict)
+    # The route asked, as the usage ledger names it ("chat", "qa").
+    route: str = "chat"
 
 
 @dataclass(slots=True)
@@ -74,6 +77,7 @@ class TurnParts:
     limiter: RateLimiter | None
     cache: AnswerCache | None
     retriever: Retriever | None = None
+    ledger: Ledger | None = None
     budgets: Budgets | None = None
 
 
@@ -117,6 +121,8 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
     if cached is not None:  # a cached answer costs nothing
         await release_budget(parts.budgets, reservation)
         reservation = None
+    if cached is not None:
+        note_cached(ask, parts.ledger, prompt_tokens=user_tokens, answer_tokens=cached[1])
     request = engine_request(ask, guard, engine_state, trace_id, knowledge)
     return PreparedTurn(
         user_message=user_message, answer=answer, request=request, provider=guard.wrap(provider),
@@ -233,6 +239,16 @@ async def cached_answer(plan: CachePlan | None, provider: Provider) -> tuple[str
     return plan.text, await provider.count_tokens_async(plan.text)
 
 
+def note_cached(ask: Ask, ledger: Ledger | None, *, prompt_tokens: int, answer_tokens: int) -> None:
+    """A cached answer in the usage ledger: no engine, no cost, its tokens as counted here."""
+    if ledger is not None:
+        ledger.record(
+            user_id=ask.user.id, key_id=ask.user.key_id, assistant_id=ask.assistant.id,
+            route=ask.route, engine=None, model=ask.assistant.model,
+            prompt_tokens=prompt_tokens, completion_tokens=answer_tokens, cached=True,
+        )  # fmt: skip
+
+
 def new_messages(
     ask: Ask, user_tokens: int, trace_id: str | None, grounding: Grounding
 ) -> tuple[Message, Message]:
@@ -317,4 +333,6 @@ def engine_request(
         session_state=engine_state,
         assistant_id=ask.assistant.id,
         inputs=dict(ask.inputs),
+        key_id=ask.user.key_id,
+        route=ask.route,
     )

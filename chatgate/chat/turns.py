@@ -37,6 +37,7 @@ from chatgate.providers.fallback import chain_spec
 from chatgate.providers.registry import ProviderRegistry
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.tasks.queue import QueuedAnswer, TaskQueue
+from chatgate.usage.ledger import Ledger
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
 # Told of every answer an engine wrote, as it ended, before its stream ends (chat/handoffs.py).
@@ -115,11 +116,12 @@ class TurnManager:
         log: StreamLog,
         liveness: Liveness | None = None,
         on_disconnect: OnDisconnect = "continue",
+        ledger: Ledger | None = None,
         budgets: Budgets | None = None,
     ) -> None:
         self._parts = TurnParts(
             database=database, providers=providers, limiter=limiter, cache=cache,
-            retriever=retriever, budgets=budgets,
+            retriever=retriever, ledger=ledger, budgets=budgets,
         )  # fmt: skip
         self._writer = writer
         self.queue = queue

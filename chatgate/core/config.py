@@ -97,6 +97,13 @@ class KnowledgeSettings(BaseModel):
         return self
 
 
+class PriceConfig(BaseModel):
+    """A model's price (YAML `prices:`), in the deployment's currency per million tokens."""
+
+    input_per_million: float = Field(ge=0, le=1_000_000)
+    output_per_million: float = Field(ge=0, le=1_000_000)
+
+
 # What the bundled assistants answer when their engine fails (busy, missing model file, …).
 BUSY_ANSWER = (
     "The assistant is busy right now; please try again shortly. 当前系统繁忙，请稍后再试。"
@@ -264,6 +271,14 @@ class Settings(BaseSettings):
     default_embedder: str | None = Field(
         None, description="the embedder of a new knowledge base when none is named; first if unset"
     )
+    prices: dict[Annotated[str, Field(min_length=1, max_length=200)], PriceConfig] = Field(
+        default_factory=dict, description="price per model, seeding the usage ledger's table "
+        "once (an admin's change through /v1/admin/prices is never overwritten)",
+    )  # fmt: skip
+    usage_write_seconds: float = Field(
+        1.0, gt=0, le=600, description="how often each process writes the usage it recorded "
+        "(at once when 500 calls wait, and whatever is left when it stops)",
+    )  # fmt: skip
 
     @classmethod
     def settings_customise_sources(

@@ -39,6 +39,8 @@ from chatgate.ratelimit.service import RateLimiter
 # What an image or a clip of audio is counted as in the context window: OpenAI's price of a
 # low-detail image. Engines count them their own way; this keeps a window from overflowing.
 MEDIA_TOKENS = 85
+# The usage ledger's name of each dialect's route (any other surface is its own name).
+ROUTES = {"openai": "chat_completions", "responses": "responses", "anthropic": "messages"}
 
 
 async def assistant_for_model(catalog: AssistantCatalog, model: str) -> Assistant:
@@ -160,6 +162,8 @@ async def call_assistant(
         user=user.id,
         trace_id=current_trace_id() or None,
         assistant_id=assistant.id,
+        key_id=user.key_id,
+        route=ROUTES.get(surface, surface),
     )
     prompt_tokens = fixed + grounding.tokens + used
     meter = TokenMeter(

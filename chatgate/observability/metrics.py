@@ -81,6 +81,14 @@ fallbacks = Counter(
     "chatgate_fallbacks_total", "Answers passed on from a failed engine to the next one in an "
     "assistant's chain, or to its canned answer (to=\"answer\")", ["provider", "to"],
 )  # fmt: skip
+cost = Counter(
+    "chatgate_cost_total", "What engine calls cost at the prices of /v1/admin/prices, in their "
+    "currency (engine=\"cache\" for cached answers, which cost nothing)", ["engine", "model"],
+)  # fmt: skip
+usage_dropped = Counter(
+    "chatgate_usage_dropped_total", "Engine calls the usage ledger could not keep: its buffer "
+    "was full while the database did not take its rows",
+)  # fmt: skip
 
 rate_limit_rejections = Counter(
     "chatgate_rate_limit_rejections_total", "Requests refused by a rate limit", ["limit"]

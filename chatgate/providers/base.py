@@ -63,6 +63,13 @@ class CompletionRequest:
     logprobs: bool = False
     top_logprobs: int | None = None
     n: int = 1
+    # Whom and what the usage ledger (chatgate/usage/) charges the call to: the caller's API
+    # key, and the route asked ("chat", "chat_completions", "responses", "messages", "qa",
+    # "embeddings", "try").
+    key_id: str | None = None
+    route: str | None = None
+    # Set by a fallback chain on what it sends an engine after the first (the ledger says so).
+    fallback: bool = False
 
 
 @dataclass(slots=True)

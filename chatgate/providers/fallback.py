@@ -97,14 +97,15 @@ class FallbackChain:
                 # Skipped, not asked to pretend: its answer would ignore what was asked.
                 log.info("fallback engine %r skipped: it cannot honour %r", link.id, param)
                 continue
-            # Session state belongs to the first engine; a fallback engine starts afresh, and
-            # is asked for its own model when it names one.
+            # Session state belongs to the first engine; a fallback engine starts afresh, is
+            # asked for its own model when it names one, and is noted as a fallback.
             link_request = request
             if index > 0 or self.models[index]:
                 link_request = dataclasses.replace(
                     request,
                     session_state=request.session_state if index == 0 else {},
                     model=self.models[index] or request.model,
+                    fallback=fallback,
                 )
             held: list[Chunk] = []
             started = False

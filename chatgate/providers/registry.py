@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import random
 from itertools import zip_longest
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
@@ -24,6 +25,9 @@ from chatgate.providers.fallback import ChainSpec, FallbackChain
 from chatgate.providers.observed import ObservedProvider
 from chatgate.providers.resilient import BreakerProvider, RetryingProvider
 
+if TYPE_CHECKING:
+    from chatgate.usage.ledger import Ledger
+
 # type -> (module, class); imported on use, so llama.cpp loads only when a local engine is set.
 PROVIDER_CLASSES = {
     "local": ("chatgate.providers.local", "LocalProvider"),
@@ -34,18 +38,30 @@ PROVIDER_CLASSES = {
 
 
 def build_provider(
-    config: ProviderConfig, *, breakers: BreakerStore, rng: random.Random | None = None
+    config: ProviderConfig,
+    *,
+    breakers: BreakerStore,
+    rng: random.Random | None = None,
+    ledger: Ledger | None = None,
 ) -> Provider:
-    """The engine, its retries, its call metrics and its circuit breaker, outermost last."""
+    """The engine, its retries, its call metrics and usage, and its circuit breaker, outermost
+    last."""
     module, name = PROVIDER_CLASSES[config.type]
     provider: Provider = getattr(importlib.import_module(module), name)(config)
     retrying = RetryingProvider(provider, config, rng=rng or random.Random())
     breaker = CircuitBreaker.for_provider(config, breakers)
-    return BreakerProvider(ObservedProvider(retrying), breaker)
+    return BreakerProvider(ObservedProvider(retrying, ledger=ledger), breaker)
 
 
 class ProviderRegistry:
-    def __init__(self, configs: list[ProviderConfig], *, redis: Redis | None = None) -> None:
+    def __init__(
+        self,
+        configs: list[ProviderConfig],
+        *,
+        redis: Redis | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        """`ledger`: where every engine call's usage is noted (none: not noted)."""
         # With Redis every process shares each engine's breaker; otherwise it is this process's.
         self.breakers: BreakerStore = (
             RedisBreakerStore(redis) if redis is not None else LocalBreakerStore()
@@ -53,7 +69,8 @@ class ProviderRegistry:
         rng = random.Random()
         self._configs = {config.id: config for config in configs}
         self._providers = {
-            config.id: build_provider(config, breakers=self.breakers, rng=rng) for config in configs
+            config.id: build_provider(config, breakers=self.breakers, rng=rng, ledger=ledger)
+            for config in configs
         }
 
     def get(self, provider_id: str) -> Provider:

@@ -47,7 +47,7 @@ async def ask(
         session, _ = await service.create_session(db, user=user, assistant_id=assistant.id)
     ask = Ask(
         user=user, session=session, assistant=assistant, content=body.question, cache=cache,
-        inputs=body.inputs,
+        inputs=body.inputs, route="qa",
     )  # fmt: skip
     turn = await turns.begin(ask)
     response.headers.update({**cache_headers(turn.cache), **turn.guard_marks})

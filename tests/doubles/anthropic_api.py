@@ -129,6 +129,8 @@ class AnthropicDouble:
     api_key: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    # The tokens its answers' `usage` reported (input, output), to check a meter against.
+    served: dict[str, int] = field(default_factory=lambda: {"prompt": 0, "completion": 0})
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -182,6 +184,8 @@ class AnthropicDouble:
         else:
             answer = _text_answer(body, name, args, last.text)
         answer.input_tokens = input_tokens
+        self.served["prompt"] += input_tokens
+        self.served["completion"] += answer.output_tokens()
         if not body.get("stream"):
             return web.json_response(answer.message(final=True))
         delay = float(args[1]) if name == "slow" and len(args) > 1 else 0.0

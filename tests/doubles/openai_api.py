@@ -79,6 +79,10 @@ class OpenAIDouble:
     peers: set[tuple[str, int]] = field(default_factory=set)  # the connections requests came on
     embedding_dimension: int = 16
     embedding_requests: list[dict[str, Any]] = field(default_factory=list)
+    # The tokens its answers' `usage` reported, to check a meter against: chat, embeddings.
+    served: dict[str, int] = field(
+        default_factory=lambda: {"prompt": 0, "completion": 0, "embedding": 0}
+    )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -207,9 +211,10 @@ class OpenAIDouble:
             "usage": self.usage(body, completion),
         }
 
-    @staticmethod
-    def usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    def usage(self, body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
         prompt = sum(len(text_of(m.get("content")).split()) for m in body["messages"])
+        self.served["prompt"] += prompt
+        self.served["completion"] += completion_tokens
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion_tokens,
@@ -345,6 +350,7 @@ class OpenAIDouble:
             )
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         tokens = sum(len(t.split()) for t in texts)
+        self.served["embedding"] += tokens
         return web.json_response(
             {
                 "object": "list",

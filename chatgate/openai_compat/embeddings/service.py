@@ -15,6 +15,7 @@ from chatgate.core.config import Settings
 from chatgate.core.errors import AppError, NotFound
 from chatgate.knowledge.embedders import Embedder, Embedders, UnknownEmbedder, vector_bytes
 from chatgate.ratelimit.service import RateLimiter
+from chatgate.usage.ledger import Ledger
 
 MAX_INPUTS = 2048  # OpenAI's own limit on the texts of one request
 
@@ -117,11 +118,18 @@ def embedding_list(
 
 
 async def create_embeddings(
-    body: EmbeddingRequest, *, embedders: Embedders, limiter: RateLimiter, user_id: str
+    body: EmbeddingRequest,
+    *,
+    embedders: Embedders,
+    limiter: RateLimiter,
+    ledger: Ledger,
+    user_id: str,
+    key_id: str | None,
 ) -> bytes:
     """The embeddings of `body` as OpenAI's JSON answer, charged to the user's token budget
     with this embedder (kept apart from the assistants' by the `embedder:` prefix, which no
-    assistant id can have)."""
+    assistant id can have), and noted in the usage ledger as the embedder's (its configured id
+    as the engine, its model as the model: the part of its stable id after the last colon)."""
     texts = texts_of(body.input)
     embedder = embedder_for_model(embedders, body.model)
     wanted = body.dimensions
@@ -132,6 +140,11 @@ async def create_embeddings(
     await limiter.check_tokens(user=user_id, assistant=budget, estimate=tokens)
     vectors = await _embed(embedder, texts, as_query=body.input_type == "query")
     await limiter.record_tokens(user=user_id, assistant=budget, tokens=tokens)
+    ledger.record(
+        user_id=user_id, key_id=key_id, assistant_id=None, route="embeddings",
+        engine=body.model, model=embedder.id.rsplit(":", 1)[-1], prompt_tokens=tokens,
+        completion_tokens=0,
+    )  # fmt: skip
     if wanted is not None and len(vectors[0]) != wanted:  # an engine's, learned just now
         raise _refuse_dimensions(embedder)
     # In a thread too: 2048 vectors take tens of milliseconds to encode.

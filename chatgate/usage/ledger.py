@@ -1,0 +1,213 @@
+"""The usage ledger: a row per engine call (and per cached answer), written off the request path.
+
+`record` only appends to this process's buffer (a few µs, no I/O). One task writes the buffer:
+every second, or at once when BATCH rows wait, as multi-row INSERTs in one transaction, each
+write bounded in time. A write that fails keeps its rows, and the next tries again after a
+backoff; the buffer holds at most MAX_ROWS, past which new rows are dropped, counted
+(`chatgate_usage_dropped_total`) and logged. `close` writes what is left: the runtime closes
+the ledger after the answers are ended, so a stopped process loses nothing it recorded.
+
+Rows carry their own id and are inserted with ON CONFLICT DO NOTHING: a write that timed out
+after the database committed it is tried again without counting its rows twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from chatgate.core.db import Database
+from chatgate.core.ids import new_id
+from chatgate.core.time import utcnow
+from chatgate.observability import metrics
+from chatgate.usage.models import UsageRecord
+from chatgate.usage.prices import Prices
+
+BATCH = 500  # rows that wake the writer, and rows per INSERT statement
+EVERY = 1.0  # seconds between writes otherwise (CHATGATE_USAGE_WRITE_SECONDS)
+MAX_ROWS = 100_000  # rows the buffer holds while the database cannot take them
+WRITE_SECONDS = 10.0  # one write, all its statements and the commit
+MAX_BACKOFF = 30.0
+CLOSE_SECONDS = 20.0  # writing what is left at close, retries included
+# An erased user's calls that began before the erasure are written under this id instead.
+ERASED = "erased"
+ERASED_KEEP = timedelta(hours=1)  # longer than any engine call may take
+log = logging.getLogger("chatgate.usage.ledger")
+
+
+class Ledger:
+    def __init__(self, *, database: Database, prices: Prices, every: float = EVERY) -> None:
+        self._database = database
+        self._every = every
+        self.prices = prices
+        self._buffer: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failures = 0
+        self._dropped = 0
+        self._last_drop_log = 0.0
+        # Users erased lately, and when: their calls that began earlier are pseudonymized.
+        self._erased: dict[str, datetime] = {}
+        self._cost_children: dict[tuple[str, str], Any] = {}
+        dialect = database.engine.dialect.name
+        self._insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+    async def start(self) -> None:
+        await self.prices.refresh()
+        self._task = asyncio.create_task(self._run(), name="usage-ledger")
+
+    def record(
+        self,
+        *,
+        user_id: str | None,
+        key_id: str | None,
+        assistant_id: str | None,
+        route: str | None,
+        engine: str | None,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached: bool = False,
+        fallback: bool = False,
+        began: datetime | None = None,
+    ) -> float:
+        """Notes one engine call (engine None: a cached answer, which costs nothing); its cost."""
+        now = utcnow()
+        user = user_id or "unknown"
+        if self._erased and (erased_at := self._erased.get(user)) and (began or now) < erased_at:
+            user = ERASED
+        cost = 0.0 if cached else self.prices.cost(model, prompt_tokens, completion_tokens)
+        label = (engine or "cache", model)
+        if (child := self._cost_children.get(label)) is None:
+            child = self._cost_children[label] = metrics.cost.labels(*label)
+        child.inc(cost)
+        if len(self._buffer) >= MAX_ROWS:
+            self._drop()
+            return cost
+        self._buffer.append(
+            {
+                "id": new_id(), "created_at": now, "day": now.date(), "user_id": user,
+                "key_id": key_id, "assistant_id": assistant_id, "route": route or "unknown",
+                "engine": engine, "model": model, "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens, "cost": cost, "cached": cached,
+                "fallback": fallback,
+            }
+        )  # fmt: skip
+        if len(self._buffer) >= BATCH:
+            self._wake.set()
+        return cost
+
+    @property
+    def pending(self) -> int:
+        """Rows recorded and not yet written."""
+        return len(self._buffer)
+
+    def _drop(self) -> None:
+        self._dropped += 1
+        metrics.usage_dropped.inc()
+        if time.monotonic() - self._last_drop_log > 10:
+            self._last_drop_log = time.monotonic()
+            log.error(
+                "usage ledger full (%d rows waiting; the database has not taken them): "
+                "%d calls dropped so far, not billed",
+                len(self._buffer), self._dropped,
+            )  # fmt: skip
+
+    async def _run(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._pause()):
+                    await self._wake.wait()
+            self._wake.clear()
+            with contextlib.suppress(Exception):  # it logs its own failures and keeps going
+                await self.prices.refresh()
+            if self._buffer and not self._closing:
+                await self._write()
+
+    def _pause(self) -> float:
+        if not self._failures:
+            return self._every
+        return min(EVERY * 2 ** (self._failures - 1), MAX_BACKOFF)
+
+    async def flush(self) -> bool:
+        """Writes every row recorded so far, now; whether all were written."""
+        while self._buffer:
+            if not await self._write():
+                return False
+        return True
+
+    async def _write(self) -> bool:
+        """Writes what waits, in statements of BATCH rows, in one transaction; on failure the
+        rows go back in front of any recorded meanwhile. Whether it was written."""
+        async with self._write_lock:
+            rows, self._buffer = self._buffer, []
+            if not rows:
+                return True
+            try:
+                async with asyncio.timeout(WRITE_SECONDS), self._database.session() as db:
+                    for start in range(0, len(rows), BATCH):
+                        statement = self._insert(UsageRecord).values(rows[start : start + BATCH])
+                        await db.execute(statement.on_conflict_do_nothing())
+                    await db.commit()
+            except Exception as exc:
+                self._buffer[:0] = rows
+                self._failures += 1
+                log.warning(
+                    "usage ledger: writing %d rows failed (try %d; kept, tried again in %.0f s): "
+                    "%r", len(rows), self._failures, self._pause(), exc,
+                )  # fmt: skip
+                return False
+            if self._failures:
+                log.warning("usage ledger: written again after %d failed tries", self._failures)
+            self._failures = 0
+            return True
+
+    async def forget(self, user_id: str, erased_at: datetime) -> int:
+        """A user's erasure (every process is told): their rows here and in the database are
+        written under ERASED (totals stay right; who it was does not), and so are their calls
+        still running that began before `erased_at`. How many rows it changed."""
+        old = utcnow() - ERASED_KEEP
+        self._erased = {u: t for u, t in self._erased.items() if t > old}
+        self._erased[user_id] = erased_at
+        buffered = [row for row in self._buffer if row["user_id"] == user_id]
+        for row in buffered:
+            row["user_id"] = ERASED
+        # Under the write lock: after a write of their rows in flight, not before it.
+        renamed = update(UsageRecord).where(UsageRecord.user_id == user_id).values(user_id=ERASED)
+        async with (
+            self._write_lock,
+            asyncio.timeout(WRITE_SECONDS),
+            self._database.session() as db,
+        ):
+            changed = await db.execute(renamed)
+            await db.commit()
+        return len(buffered) + int(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        """Stops the writer and writes what is left, trying until CLOSE_SECONDS are over."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=WRITE_SECONDS)
+        deadline = time.monotonic() + CLOSE_SECONDS
+        left = len(self._buffer)
+        while self._buffer and time.monotonic() < deadline:
+            if not await self._write():
+                await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
+        if self._buffer:
+            log.error(
+                "usage ledger: %d rows could not be written before the process ended; lost",
+                len(self._buffer),
+            )
+        elif left:
+            log.info("usage ledger: %d rows written at close", left)

@@ -1,0 +1,199 @@
+"""The ledger on a real database (SQLite and PostgreSQL): rows written in batches off the request
+path, nothing lost when a write fails and the database comes back, what is left written at
+close, an erased user's rows pseudonymized."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from chatgate.core.config import PriceConfig
+from chatgate.core.db import Database
+from chatgate.core.migrate import upgrade_database
+from chatgate.core.time import utcnow
+from chatgate.usage.ledger import ERASED, Ledger
+from chatgate.usage.models import UsageRecord
+from chatgate.usage.prices import Prices
+
+
+@pytest.fixture(scope="module")
+def migrated(database_url: str) -> str:
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade_database, database_url).result()
+    return database_url
+
+
+@pytest.fixture
+async def database(migrated: str) -> AsyncIterator[Database]:
+    database = Database(migrated)
+    async with database.session() as db:
+        await db.execute(text("DELETE FROM usage_records"))
+        await db.execute(text("DELETE FROM model_prices"))
+        await db.commit()
+    yield database
+    await database.close()
+
+
+def count_inserts(database: Database) -> list[str]:
+    """Every INSERT into usage_records the engine sends (one per statement, batches included)."""
+    seen: list[str] = []
+
+    def before(_: Any, __: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO USAGE_RECORDS"):
+            seen.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", before)
+    return seen
+
+
+def record(ledger: Ledger, user: str = "u1", **fields: Any) -> float:
+    values: dict[str, Any] = {
+        "user_id": user, "key_id": None, "assistant_id": "a1", "route": "chat",
+        "engine": "e1", "model": "m1", "prompt_tokens": 10, "completion_tokens": 5, **fields,
+    }  # fmt: skip
+    return ledger.record(**values)
+
+
+async def rows(database: Database, **where: Any) -> list[UsageRecord]:
+    query = select(UsageRecord).filter_by(**where)
+    async with database.session() as db:
+        return list((await db.scalars(query)).all())
+
+
+async def wait_for(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_calls_are_written_in_batches_off_the_request_path(database: Database) -> None:
+    inserts = count_inserts(database)
+    prices = Prices(database=database, redis=None)
+    await prices.seed({"m1": PriceConfig(input_per_million=2.0, output_per_million=8.0)})
+    ledger = Ledger(database=database, prices=prices)
+    await ledger.start()
+    try:
+        started = time.perf_counter()
+        costs = [record(ledger) for _ in range(1200)]
+        took = time.perf_counter() - started
+        # Nothing written on the caller's path: 1,200 calls are all still in the buffer.
+        assert not inserts and ledger.pending == 1200
+        assert took < 0.5, took
+        assert costs[0] == pytest.approx((10 * 2.0 + 5 * 8.0) / 1e6)
+
+        async def all_written() -> bool:
+            return ledger.pending == 0 and len(await rows(database)) == 1200
+
+        await wait_for(all_written)
+    finally:
+        await ledger.close()
+    # 500 rows a statement: 1,200 calls took 3 INSERTs (a timed write may split them once more).
+    assert 3 <= len(inserts) <= 4, len(inserts)
+    stored = await rows(database)
+    assert {(r.user_id, r.route, r.engine, r.model, r.cached) for r in stored} == {
+        ("u1", "chat", "e1", "m1", False)
+    }
+    assert sum(r.cost for r in stored) == pytest.approx(1200 * costs[0])
+    assert {r.day for r in stored} == {r.created_at.date() for r in stored}
+
+
+async def test_a_cached_answer_costs_nothing(database: Database) -> None:
+    prices = Prices(database=database, redis=None)
+    await prices.seed({"m1": PriceConfig(input_per_million=2.0, output_per_million=8.0)})
+    ledger = Ledger(database=database, prices=prices)
+    await ledger.start()
+    try:
+        assert record(ledger, engine=None, cached=True) == 0.0
+        assert record(ledger, model="no-price") == 0.0
+        assert await ledger.flush()
+    finally:
+        await ledger.close()
+    cached = await rows(database, cached=True)
+    assert len(cached) == 1 and cached[0].engine is None and cached[0].cost == 0.0
+
+
+async def test_a_failed_write_keeps_its_rows_and_the_next_one_writes_them(
+    database: Database,
+) -> None:
+    ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
+    await ledger.start()
+    try:
+        # The table is away for real: every INSERT fails until it is back.
+        async with database.session() as db:
+            await db.execute(text("ALTER TABLE usage_records RENAME TO usage_records_away"))
+            await db.commit()
+        for _ in range(300):
+            record(ledger)
+
+        async def failed() -> bool:
+            return ledger._failures >= 1
+
+        await wait_for(failed)
+        assert ledger.pending == 300
+        record(ledger, user="u2")  # recorded meanwhile: kept after the failed rows
+        async with database.session() as db:
+            await db.execute(text("ALTER TABLE usage_records_away RENAME TO usage_records"))
+            await db.commit()
+
+        async def recovered() -> bool:
+            return ledger.pending == 0
+
+        await wait_for(recovered)
+    finally:
+        await ledger.close()
+    assert len(await rows(database, user_id="u1")) == 300
+    assert len(await rows(database, user_id="u2")) == 1
+
+
+async def test_close_writes_every_row_left(database: Database) -> None:
+    ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
+    await ledger.start()
+    for _ in range(77):
+        record(ledger)
+    await ledger.close()  # within the writer's second: all 77 were still waiting
+    assert len(await rows(database)) == 77
+
+
+async def test_a_full_buffer_drops_and_counts_rather_than_grow(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chatgate.usage.ledger.MAX_ROWS", 10)
+    ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
+    for _ in range(15):
+        record(ledger)
+    assert ledger.pending == 10 and ledger._dropped == 5
+    await ledger.close()
+    assert len(await rows(database)) == 10
+
+
+async def test_erasure_pseudonymizes_written_buffered_and_running_calls(
+    database: Database,
+) -> None:
+    ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
+    await ledger.start()
+    try:
+        record(ledger, user="gone")
+        assert await ledger.flush()
+        record(ledger, user="gone")  # still in the buffer
+        began = utcnow()  # a call running when the erasure comes
+        await asyncio.sleep(0.01)
+        changed = await ledger.forget("gone", utcnow())
+        record(ledger, user="gone", began=began)
+        record(ledger, user="gone")  # a call begun after: theirs again
+        record(ledger, user="kept")
+        assert await ledger.flush()
+    finally:
+        await ledger.close()
+    assert changed == 2  # one written, one waiting
+    async with database.session() as db:
+        users = dict(
+            (await db.execute(select(UsageRecord.user_id, func.count()).group_by("user_id"))).all()
+        )
+    assert users == {ERASED: 3, "gone": 1, "kept": 1}
