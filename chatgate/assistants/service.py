@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -274,9 +274,16 @@ class AssistantCatalog:
 
 
 async def _locked_row(db: AsyncSession, assistant_id: str) -> AssistantRow:
-    """The row, locked until the transaction ends (on PostgreSQL): two changes at once number
-    their versions one after the other."""
-    row = await db.get(AssistantRow, assistant_id, with_for_update=True)
+    """The row, locked until the transaction ends, so that changes at once number their
+    versions one after the other. A write that changes nothing comes first: it locks the row on
+    PostgreSQL and takes the database's write lock on SQLite (where a read first would let two
+    changes read the same version, and the second fail on its version's key)."""
+    await db.execute(
+        update(AssistantRow)
+        .where(AssistantRow.id == assistant_id)
+        .values(version=AssistantRow.version)
+    )
+    row = await db.get(AssistantRow, assistant_id, populate_existing=True)
     if row is None:
         raise assistant_not_found()
     return row

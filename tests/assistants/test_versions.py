@@ -165,3 +165,21 @@ async def test_seeding_writes_version_one_once_with_several_workers(database_url
         seeded = by_id[config.id]
         assert seeded.config == {**config.model_dump(exclude={"id"}), "enabled": True}
         assert seeded.user_id is None
+
+
+async def test_changes_at_once_each_get_a_version_of_their_own(operator: Caller) -> None:
+    created = await create(operator)
+    path = f"/v1/admin/assistants/{created['id']}"
+    prompts = [f"Prompt {n}." for n in range(6)]
+    changed = await asyncio.gather(
+        *(operator.http.patch(path, json={"system_prompt": p}) for p in prompts)
+    )
+    assert [r.status_code for r in changed] == [200] * len(prompts), [r.text for r in changed]
+    assert sorted(r.json()["version"] for r in changed) == list(range(2, 2 + len(prompts)))
+    listed = await versions(operator, created["id"])
+    assert [v["version"] for v in listed] == list(range(1 + len(prompts), 0, -1))
+    current = (await operator.http.get(path)).json()
+    assert listed[0]["config"] == config_of(current)
+    # Each version holds the prompt of the change that made it.
+    by_version = {r.json()["version"]: r.json()["system_prompt"] for r in changed}
+    assert {v["version"]: v["config"]["system_prompt"] for v in listed[:-1]} == by_version
