@@ -5,6 +5,7 @@ side that fails says so without failing the other."""
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -132,3 +133,15 @@ async def test_bad_tries_are_refused(admin: Caller) -> None:
     # A draft may be empty: the live assistant twice.
     same = await try_echo(admin, "twice")
     assert same["live"]["answer"] == same["draft"]["answer"] == "echo: twice"
+
+
+async def test_an_engine_that_never_answers_ends_both_sides_in_time(admin: Caller) -> None:
+    started = time.monotonic()
+    tried = await try_echo(admin, "[[hang]]", system_prompt="Another prompt.")
+    took = time.monotonic() - started
+    for side in ("live", "draft"):
+        assert tried[side]["answer"] is None
+        assert tried[side]["error"]["code"] == "upstream_timeout", tried[side]
+    # Each side is three tries of a 3 s first-token timeout (tests/conftest.py), ~9 s; asked
+    # at once, the two take that, not twice that.
+    assert 8 < took < 14, took
