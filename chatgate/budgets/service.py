@@ -108,9 +108,6 @@ class Budgets:
         self._loaded_revision: int | None = None
         self._lock = asyncio.Lock()
 
-    def price_with(self, pricing: Pricing) -> None:
-        self._pricing = pricing
-
     # --- the hot path -------------------------------------------------------------------
 
     async def _current(self) -> dict[tuple[str, str], Allowance]:

@@ -52,6 +52,7 @@ async def every_route(http: httpx.AsyncClient) -> dict[str, httpx.Response]:
         "count_tokens": http.post(
             "/v1/messages/count_tokens", json={"model": "echo", "messages": HELLO}
         ),
+        "embeddings": http.post("/v1/embeddings", json={"model": "remote", "input": "hello"}),
     }
     return {name: await call for name, call in calls.items()}
 
@@ -187,3 +188,29 @@ async def post(http: httpx.AsyncClient, route: str, text: str, *, stream: bool) 
     return await http.request(
         **request_of(route, text, session=await session_of(http, route), stream=stream)
     )
+
+
+async def test_a_cost_budget_is_spent_at_the_models_prices(
+    budget_gateway: BudgetGateway, admin: httpx.AsyncClient
+) -> None:
+    # The echo assistant's model, at 0.001 per prompt token and 0.002 per answer token.
+    price = {"input_per_million": 1000, "output_per_million": 2000}
+    assert (await admin.put("/v1/admin/prices/double-echo", json=price)).status_code == 200
+    await asyncio.sleep(1.5)  # every process takes a new price within a second
+    user = new_user()
+    await set_budget(admin, "user", user, max_cost=0.1)
+    statuses = []
+    async with client(budget_gateway.url, make_token(user)) as http:
+        for _ in range(40):
+            response = await http.post(
+                "/v1/chat/completions", json={"model": "echo", "messages": HELLO}
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert_refused(response)
+                break
+    budget = await settled(admin, "user", user)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {200}, statuses
+    tokens, cost = budget["spent_tokens"], budget["spent_cost"]
+    assert 0.001 * tokens < cost < 0.002 * tokens, budget
+    assert 0.1 - 0.03 < cost <= 0.1 + 0.03, budget  # the last call's answer past it at most

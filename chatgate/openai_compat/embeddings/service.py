@@ -11,9 +11,11 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatgate.budgets.service import Budgets
 from chatgate.core.config import Settings
 from chatgate.core.errors import AppError, NotFound
 from chatgate.knowledge.embedders import Embedder, Embedders, UnknownEmbedder, vector_bytes
+from chatgate.providers.base import Usage
 from chatgate.ratelimit.service import RateLimiter
 from chatgate.usage.ledger import Ledger
 
@@ -125,6 +127,7 @@ async def create_embeddings(
     ledger: Ledger,
     user_id: str,
     key_id: str | None,
+    budgets: Budgets | None = None,
 ) -> bytes:
     """The embeddings of `body` as OpenAI's JSON answer, charged to the user's token budget
     with this embedder (kept apart from the assistants' by the `embedder:` prefix, which no
@@ -138,7 +141,20 @@ async def create_embeddings(
     tokens = await asyncio.to_thread(_count_tokens, embedder, texts)
     budget = f"embedder:{embedder.id}"
     await limiter.check_tokens(user=user_id, assistant=budget, estimate=tokens)
-    vectors = await _embed(embedder, texts, as_query=body.input_type == "query")
+    reservation = None
+    if budgets is not None:
+        reservation = await budgets.reserve_for(
+            user_id=user_id, key_id=key_id, model=embedder.id.rsplit(":", 1)[-1],
+            prompt_tokens=tokens, answer_tokens=0,
+        )  # fmt: skip
+    embedded = False
+    try:
+        vectors = await _embed(embedder, texts, as_query=body.input_type == "query")
+        embedded = True
+    finally:
+        if budgets is not None:  # the prompt tokens only, and nothing when it failed
+            used = Usage(prompt_tokens=tokens) if embedded else None
+            await asyncio.shield(budgets.settle(reservation, used))
     await limiter.record_tokens(user=user_id, assistant=budget, tokens=tokens)
     ledger.record(
         user_id=user_id, key_id=key_id, assistant_id=None, route="embeddings",
