@@ -147,6 +147,7 @@ async def open_runtime(
         budgets = Budgets(
             database=database, redis=redis,
             store=RedisSpendStore(redis) if redis is not None else MemorySpendStore(),
+            pricing=prices,
         )  # fmt: skip
         authenticator = Authenticator(settings, api_keys)
         await authenticator.start()
