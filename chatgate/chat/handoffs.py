@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatgate.assistants.service import AssistantCatalog
@@ -73,6 +74,15 @@ class HandoffDesk:
         """The message held for a person, or None: the assistant answers it."""
         policy = ask.assistant.handoff
         asked = policy is not None and policy.on_request and asks_for_person(ask.content)
+        try:
+            return await self._hold(ask, policy, asked=asked)
+        except (IntegrityError, service.AlreadyHandedOff):
+            # Another message of the session started the hand-off meanwhile: held for it.
+            return await self._hold(ask, policy, asked=asked)
+
+    async def _hold(
+        self, ask: Ask, policy: HandoffPolicy | None, *, asked: bool
+    ) -> HeldTurn | None:
         async with self._database.session() as db:
             current = await service.active_handoff(db, ask.session.id)
             if current is None and not asked:
@@ -112,6 +122,8 @@ class HandoffDesk:
                 if policy is None or not policy.on_engine_failure:
                     return
                 await self._start(db, session, policy, "engine_failed")
+        except service.AlreadyHandedOff:
+            pass
         except Exception:
             log.warning("handing off after a failed answer failed", exc_info=True)
 
@@ -135,6 +147,8 @@ class HandoffDesk:
                     return
                 if await service.guard_blocks_in(db, ask.session.id) >= policy.on_guard_blocks:
                     await self._start(db, ask.session, policy, "guard_blocked")
+        except service.AlreadyHandedOff:
+            pass
         except Exception:
             log.warning("handing off after a guard's block failed", exc_info=True)
 

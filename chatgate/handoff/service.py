@@ -29,6 +29,10 @@ HandoffFilter = Literal["waiting", "with_agent", "all"]
 LIST_LIMIT = 500
 
 
+class AlreadyHandedOff(Exception):
+    """A person has the session already: another message or answer started its hand-off."""
+
+
 def handoff_not_found() -> NotFound:
     return NotFound("this session has no hand-off to a person", code="handoff_not_found")
 
@@ -58,9 +62,12 @@ async def start_handoff(
     reason: HandoffReason,
     webhook_status: WebhookStatus | None,
 ) -> Handoff:
-    """Marks the session waiting for a person (a released one's row is reused), audited."""
+    """Marks the session waiting for a person (a released one's row is reused), audited;
+    AlreadyHandedOff when one has it (an insert meanwhile fails as IntegrityError)."""
     now = utcnow()
-    handoff = await db.get(Handoff, session_id)
+    handoff = await db.get(Handoff, session_id, populate_existing=True)
+    if handoff is not None and handoff.status in WITH_A_PERSON:
+        raise AlreadyHandedOff
     if handoff is None:
         handoff = Handoff(session_id=session_id, user_id=user_id, assistant_id=assistant_id)
         db.add(handoff)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import Caller, assert_error
+from tests.conftest import Caller, assert_error, open_caller
 from tests.handoff.conftest import Desk, handoff_of, listed, send
 
 
@@ -132,3 +132,11 @@ async def test_the_policy_is_set_and_cleared_through_the_admin_api(
     assert not_a_url.status_code == 422, not_a_url.text
     cleared = await admin.http.patch(path, json={"handoff": None})
     assert cleared.status_code == 200 and cleared.json()["handoff"] is None
+
+
+async def test_erasing_the_user_erases_their_handoffs(desk: Desk, admin: Caller) -> None:
+    async with open_caller(desk.url) as leaving:
+        session_id = await handed_off(leaving)
+        assert await listed(admin, session_id) is not None
+        assert (await leaving.http.delete("/v1/me")).status_code == 204
+    assert await listed(admin, session_id) is None

@@ -4,6 +4,8 @@ blocking twice; and that while a person has it the engine is not called, until i
 
 from __future__ import annotations
 
+import asyncio
+
 from chatgate.core.policies import HANDOFF_MESSAGE
 from tests.conftest import Caller, assert_error, parse_sse
 from tests.handoff.conftest import NOTICE, PHONE, Desk, handoff_of, send
@@ -110,3 +112,16 @@ async def test_a_guard_blocking_twice_hands_off(desk: Desk, user: Caller) -> Non
     assert history["data"][-1]["content"] == HANDOFF_MESSAGE
     held = await send(user, session["id"], "hello again 4410")
     assert held.json()["message"] is None and not engine_saw(desk, "hello again 4410")
+
+
+async def test_two_requests_at_once_start_one_handoff(desk: Desk, user: Caller) -> None:
+    session = await user.new_session("h-nohook")
+    first, second = await asyncio.gather(
+        send(user, session["id"], "human please"), send(user, session["id"], "转人工")
+    )
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    notices = [r.json()["message"] for r in (first, second) if r.json()["message"]]
+    assert len(notices) == 1
+    history = await user.history(session["id"])
+    assert sorted(m["role"] for m in history["data"]) == ["assistant", "user", "user"]
+    assert await handoff_of(user, session["id"]) == {"status": "waiting", "reason": "requested"}
