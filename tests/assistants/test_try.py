@@ -4,6 +4,7 @@ side that fails says so without failing the other."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from chatgate.chat.models import ChatSession, Message
 from chatgate.core.config import ProviderConfig
 from chatgate.core.engine_config import Timeouts
+from chatgate.usage.models import UsageRecord
 from tests.conftest import (
     Caller,
     Double,
@@ -93,6 +95,27 @@ async def test_the_draft_and_the_live_assistant_answer_side_by_side(
         )
         messages_after = await db.scalar(select(func.count()).select_from(Message))
     assert sessions == 0 and messages_after == messages_before
+    # Each side's engine call is charged to the admin in the usage ledger, as route `try`.
+    charged = await ledger_rows(database_url, admin.user_id, 4)
+    assert {(r.route, r.assistant_id, r.engine, r.cached) for r in charged} == {
+        ("try", "echo", "double", False)
+    }
+    assert sorted(r.model for r in charged) == ["double-draft"] * 2 + ["double-echo"] * 2
+    assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 for r in charged)
+
+
+async def ledger_rows(database_url: str, user_id: str, count: int) -> list[UsageRecord]:
+    """The user's usage rows once `count` are written (the ledger writes every second)."""
+    rows: list[UsageRecord] = []
+    for _ in range(100):
+        async with read_database(database_url) as db:
+            query = select(UsageRecord).where(UsageRecord.user_id == user_id)
+            rows = list((await db.scalars(query)).all())
+        if len(rows) >= count:
+            break
+        await asyncio.sleep(0.1)
+    assert len(rows) == count, rows
+    return rows
 
 
 async def test_a_failing_draft_engine_is_an_error_on_its_side_only(admin: Caller) -> None:
