@@ -129,7 +129,7 @@ def seed(jwt_gateway: WebGateway) -> Seeded:
             "handoff": {"on_request": True, "message": "A person will answer soon."},
         }  # fmt: skip
         assert admin.post("/v1/admin/assistants", json=spec).status_code == 201
-        customer_id = f"customer-{tag}"
+        customer_id = f"顾客-{tag}"  # read back by the console in a header: UTF-8
         with user_client(jwt_gateway, customer_id) as customer:
             turn = ask(customer, desk_id, "I want to talk to a human please")
         assert turn["handoff"] is not None, turn

@@ -83,3 +83,16 @@ def test_an_admin_signs_in_and_out(
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("heading", name=SIGN_IN)).to_be_visible()
         assert page.evaluate("localStorage.getItem('chatgate.token')") is None
+
+        # A token that expires while the console is open: the next view sends it to the sign-in.
+        page.get_by_label("Access token or API key").fill(make_token(ADMIN_ID, admin=True))
+        page.get_by_role("button", name="Sign in").click()
+        console.wait_view("assistants")
+        expired = make_token(ADMIN_ID, admin=True, ttl=-60)
+        page.evaluate("t => localStorage.setItem('chatgate.token', t)", expired)
+        page.get_by_role("link", name="Audit log").click()
+        expect(page.get_by_role("heading", name=SIGN_IN)).to_be_visible()
+        expect(page.locator("#signin-error")).to_have_text(
+            "Your sign-in has expired. Please sign in again."
+        )
+        expect(page.locator("#view")).to_be_empty()

@@ -30,11 +30,17 @@ export async function upload(path, form) {
   return response.json();
 }
 
+/** A header's value as its UTF-8 bytes, one character each: fetch sends only ISO-8859-1 in a
+ * header, and chatgate reads a header's bytes back as UTF-8 (a user id in Chinese, say). */
+function headerBytes(text) {
+  return String.fromCharCode(...new TextEncoder().encode(text));
+}
+
 /** A user's conversation, read by an admin for that user (the history's newest page). */
 export async function conversationOf(sessionId, userId, signal) {
   return getJSON(`/v1/history/${encodeURIComponent(sessionId)}?limit=200`, {
     signal,
-    headers: { "X-Chatgate-User": userId },
+    headers: { "X-Chatgate-User": headerBytes(userId) },
   });
 }
 

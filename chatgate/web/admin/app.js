@@ -169,10 +169,17 @@ document.addEventListener("keydown", (event) => {
   }
 });
 window.addEventListener("hashchange", () => draw());
-// A refusal anywhere after the start (a token that expired, an admin's rights withdrawn).
-window.addEventListener("unhandledrejection", (event) => {
-  if (event.reason instanceof ApiError && event.reason.status === 401)
+// A view refused as the caller (ui.js): a token that expired, an admin's rights withdrawn.
+window.addEventListener("console:refused", (event) => {
+  if (!signedIn) return;
+  if (event.detail === 401) {
     showSignIn("Your sign-in has expired. Please sign in again.");
+    return;
+  }
+  signedIn = false;
+  stopView();
+  $("view").replaceChildren();
+  showOnly("denied");
 });
 
 boot();

@@ -30,38 +30,41 @@ export function render(root, _rest, signal) {
   const rows = [];
   let cursor = null;
   let filters = {};
+  let asked = 0; // a page asked for by an older filter is dropped when it comes
 
   const page = async (more) => {
-    const more_button = box.querySelector(".more");
-    if (!more) {
-      rows.length = 0;
-      cursor = null;
-      box.replaceChildren(loading("Loading the audit log…"));
-    } else if (more_button) {
-      more_button.disabled = true;
-      more_button.textContent = "Loading…";
+    const turn = more ? asked : ++asked;
+    const moreButton = box.querySelector(".more");
+    if (!more) box.replaceChildren(loading("Loading the audit log…"));
+    else if (moreButton) {
+      moreButton.disabled = true;
+      moreButton.textContent = "Loading…";
     }
     let answer;
     try {
-      answer = await getJSON(withQuery("/v1/admin/audit", { ...filters, limit: 50, cursor }), { signal });
+      const query = { ...filters, limit: 50, cursor: more ? cursor : null };
+      answer = await getJSON(withQuery("/v1/admin/audit", query), { signal });
     } catch (error) {
-      if (error.name === "AbortError") return;
+      if (error.name === "AbortError" || turn !== asked) return;
       box.replaceChildren(failure(error, () => page(more)));
       return;
     }
+    if (turn !== asked) return;
+    if (!more) rows.length = 0;
     rows.push(...answer.data);
     cursor = answer.next_cursor;
     if (!rows.length) return box.replaceChildren(empty("No events match."));
-    const list = table("Audit events", COLUMNS, rows);
+    const status = h(
+      "p",
+      { class: "muted small", role: "status", tabindex: "-1" },
+      `${rows.length} events shown.`,
+    );
     const next = answer.has_more
       ? h("button", { type: "button", class: "button more", onclick: () => page(true) }, "Show older events")
       : h("p", { class: "muted small" }, "That is all of them.");
-    box.replaceChildren(
-      h("p", { class: "muted small", role: "status" }, `${rows.length} events shown.`),
-      list,
-      next,
-    );
-    if (more) box.querySelector(".more, p:last-child")?.focus?.();
+    box.replaceChildren(status, table("Audit events", COLUMNS, rows), next);
+    // The button that was pressed is gone: the focus goes on to the next one, or the count.
+    if (more) (answer.has_more ? next : status).focus();
   };
 
   form.addEventListener("submit", (event) => {

@@ -39,6 +39,15 @@ export function errorText(error) {
   return `${error.message} (${error.code}).${trace}`;
 }
 
+/** A refusal of the caller itself (signed out, or no longer an admin) is the console's to
+ * handle, whichever view met it: app.js listens. */
+function noticeAccess(error) {
+  if (!(error instanceof ApiError)) return;
+  if (error.status === 401 || (error.status === 403 && error.code === "admin_required")) {
+    window.dispatchEvent(new CustomEvent("console:refused", { detail: error.status }));
+  }
+}
+
 export function loading(text = "Loading…") {
   return h(
     "p",
@@ -54,6 +63,7 @@ export function empty(text) {
 
 /** The error state: what went wrong, and a way to try again. */
 export function failure(error, retry) {
+  noticeAccess(error);
   return h(
     "div",
     { class: "state state-error", role: "alert" },
@@ -62,19 +72,25 @@ export function failure(error, retry) {
   );
 }
 
-/** Fills `box` with what `load` draws: loading first, then its content or the error state. */
+const filling = new WeakMap(); // box -> the latest fill asked of it
+
+/** Fills `box` with what `load` draws: loading first, then its content or the error state. When
+ * a box is filled again before an earlier fill ends, the earlier one's answer is dropped. */
 export async function fill(box, load, label) {
+  const turn = (filling.get(box) || 0) + 1;
+  filling.set(box, turn);
   box.replaceChildren(loading(label));
   box.setAttribute("aria-busy", "true");
+  let content;
   try {
-    const content = await load();
-    box.replaceChildren(...[content].flat().filter(Boolean));
+    content = await load();
   } catch (error) {
-    if (error && error.name === "AbortError") return;
-    box.replaceChildren(failure(error, () => fill(box, load, label)));
-  } finally {
-    box.removeAttribute("aria-busy");
+    if (filling.get(box) !== turn || (error && error.name === "AbortError")) return;
+    content = failure(error, () => fill(box, load, label));
   }
+  if (filling.get(box) !== turn) return;
+  box.replaceChildren(...[content].flat().filter(Boolean));
+  box.removeAttribute("aria-busy");
 }
 
 /** A table in a region that scrolls sideways on a narrow screen (keyboard too: it takes focus).
@@ -161,6 +177,7 @@ export async function submitting(form, line, action) {
   try {
     await action();
   } catch (error) {
+    noticeAccess(error);
     say(line, errorText(error), true);
   } finally {
     if (button) button.disabled = false;
