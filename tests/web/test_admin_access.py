@@ -21,9 +21,11 @@ def test_the_console_is_served_with_the_pages_headers(jwt_gateway: WebGateway, p
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert '<script type="module" src="/static/admin/app.js">' in response.text
-    script = httpx.get(jwt_gateway.url + "/static/admin/app.js")
-    assert script.status_code == 200
-    assert "javascript" in script.headers["content-type"]
+    assert response.headers["cache-control"] == "no-cache"
+    for file in ("/static/admin/app.js", "/static/admin/views.css", "/static/vendor/diff.min.js"):
+        served = httpx.get(jwt_gateway.url + file)
+        assert served.status_code == 200, file
+        assert "script-src 'self'" in served.headers["content-security-policy"]
 
 
 SIGN_IN = "Sign in to the chatgate console"
