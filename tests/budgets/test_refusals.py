@@ -5,6 +5,7 @@ really used, and every call ends its reservation however it ends."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -214,3 +215,26 @@ async def test_a_cost_budget_is_spent_at_the_models_prices(
     tokens, cost = budget["spent_tokens"], budget["spent_cost"]
     assert 0.001 * tokens < cost < 0.002 * tokens, budget
     assert 0.1 - 0.03 < cost <= 0.1 + 0.03, budget  # the last call's answer past it at most
+
+
+async def test_a_call_without_a_budget_leaves_no_trace_in_the_spend_store(
+    budget_gateway: BudgetGateway, admin: httpx.AsyncClient
+) -> None:
+    free, budgeted = new_user(), new_user()
+    await set_budget(admin, "user", budgeted, max_tokens=100_000)
+    for user in (free, budgeted):
+        async with client(budget_gateway.url, make_token(user)) as http:
+            ok = await http.post("/v1/chat/completions", json={"model": "echo", "messages": HELLO})
+            assert ok.status_code == 200, ok.text
+
+    def keys(user: str) -> list[bytes]:
+        found = subprocess.run(
+            ["redis-cli", "-p", str(budget_gateway.redis.port), "--scan", "--pattern",
+             f"chatgate:budget:*:{user}"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        return found.stdout.split()
+
+    assert keys(free) == []
+    # Its period's settled spend (the set of open reservations went with the last of them).
+    assert [k.split(b":")[2] for k in keys(budgeted)] == [b"spent"]
