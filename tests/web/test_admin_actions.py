@@ -133,6 +133,20 @@ def test_the_usage_totals_are_the_ledgers_and_a_budget_is_set(
     budget = admin.get(f"/v1/admin/budgets/key/{key_id}").json()
     assert (budget["period"], budget["max_cost"], budget["max_tokens"]) == ("day", 2.5, None)
 
+    # A price for a model whose name holds a slash, set and removed.
+    model = f"vendor/model-{secrets.token_hex(3)}"
+    page.get_by_label("Model", exact=True).fill(model)
+    page.get_by_label("Prompt, per million tokens").fill("0.15")
+    page.get_by_label("Answer, per million tokens").fill("0.6")
+    page.get_by_role("button", name="Set price").click()
+    expect(view.get_by_role("row").filter(has_text=model)).to_contain_text("0.6")
+    prices = {p["model"]: p for p in admin.get("/v1/admin/prices").json()["data"]}
+    assert (prices[model]["input_per_million"], prices[model]["output_per_million"]) == (0.15, 0.6)
+    page.get_by_role("button", name=f"Remove the price of {model}").click()
+    confirm(page)
+    expect(view.get_by_role("row").filter(has_text=model)).to_have_count(0)
+    assert model not in {p["model"] for p in admin.get("/v1/admin/prices").json()["data"]}
+
 
 def test_the_audit_log_is_filtered_and_paged(
     console: Console, admin: httpx.Client, jwt_gateway: WebGateway

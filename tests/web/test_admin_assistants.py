@@ -38,6 +38,7 @@ def test_an_operator_tunes_a_prompt_tries_saves_and_rolls_it_back(
         prompt = view.get_by_label("System prompt")
         expect(prompt).to_have_value(FIRST)
         prompt.fill(SECOND)
+        expect(view.get_by_text("Not saved yet: system_prompt.")).to_be_visible()
 
         # Tried before saving: the live assistant and the draft answer side by side.
         view.get_by_label("Question to try").fill("[[system]] who are you?")

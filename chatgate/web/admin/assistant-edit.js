@@ -260,6 +260,15 @@ function editor(assistant, reload) {
       line,
     ),
   );
+  // What Save would write, said as the form changes (the draft that Try asks too).
+  form.addEventListener("input", () => {
+    try {
+      const changed = Object.keys(draftOf(form, assistant));
+      say(line, changed.length ? `Not saved yet: ${changed.join(", ")}.` : "");
+    } catch (error) {
+      say(line, `Not saved yet: ${error.message}.`);
+    }
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submitting(form, line, async () => {

@@ -3,6 +3,7 @@
 
 import { getJSON, withQuery } from "./api.js";
 import { renderBudgets } from "./budgets.js";
+import { renderPrices } from "./prices.js";
 import { bars, columns } from "./chart.js";
 import { count, empty, fill, h, field, header, money, section, table, values } from "./ui.js";
 
@@ -81,7 +82,8 @@ export function render(root, _rest, signal) {
   );
   const body = h("div", { class: "usage" });
   const budgets = h("div", {});
-  root.append(header("Usage & cost"), form, body, section("Budgets", budgets));
+  const prices = h("div", {});
+  root.append(header("Usage & cost"), form, body, section("Budgets", budgets), section("Prices", prices));
 
   const load = () =>
     fill(
@@ -154,5 +156,6 @@ export function render(root, _rest, signal) {
   form.elements.measure.addEventListener("change", load);
   load();
   renderBudgets(budgets, signal);
+  renderPrices(prices, signal);
   return null;
 }
