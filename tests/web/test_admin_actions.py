@@ -50,7 +50,7 @@ def test_a_keys_secret_is_shown_once_and_a_key_is_revoked(
     console.open("keys")
     # The seeded key's usage, from the ledger: one turn.
     row = view.get_by_role("row").filter(has_text=seeded.key_name)
-    expect(row).to_contain_text("1 requests")
+    expect(row).to_contain_text("1 request ·")
     name = f"made-{secrets.token_hex(3)}"
     page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label("Kind").select_option("service")

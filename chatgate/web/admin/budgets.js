@@ -142,8 +142,13 @@ export function renderBudgets(box, signal) {
               cell: (b) =>
                 h(
                   "button",
-                  { type: "button", class: "button button-quiet", onclick: () => remove(b) },
-                  `Remove ${b.scope} ${b.id}`,
+                  {
+                    type: "button",
+                    class: "button button-quiet",
+                    "aria-label": `Remove ${b.scope} ${b.id}`,
+                    onclick: () => remove(b),
+                  },
+                  "Remove",
                 ),
             },
           ],

@@ -156,7 +156,7 @@ export function render(root, _rest, signal) {
           if (usage.error) return h("span", { class: "muted" }, "not available");
           const row = used.get(k.id);
           return row
-            ? `${count(row.requests)} requests · ${count(row.prompt_tokens + row.completion_tokens)} tokens · ${money(row.cost)}`
+            ? `${count(row.requests)} ${row.requests === 1 ? "request" : "requests"} · ${count(row.prompt_tokens + row.completion_tokens)} tokens · ${money(row.cost)}`
             : "none";
         };
         const parts = [
@@ -177,8 +177,13 @@ export function render(root, _rest, signal) {
                     ? ""
                     : h(
                         "button",
-                        { type: "button", class: "button button-quiet", onclick: () => revoke(k) },
-                        `Revoke ${k.name}`,
+                        {
+                          type: "button",
+                          class: "button button-quiet",
+                          "aria-label": `Revoke ${k.name}`,
+                          onclick: () => revoke(k),
+                        },
+                        "Revoke",
                       ),
               },
             ],

@@ -83,8 +83,13 @@ export function renderPrices(box, signal) {
               cell: (p) =>
                 h(
                   "button",
-                  { type: "button", class: "button button-quiet", onclick: () => remove(p) },
-                  `Remove the price of ${p.model}`,
+                  {
+                    type: "button",
+                    class: "button button-quiet",
+                    "aria-label": `Remove the price of ${p.model}`,
+                    onclick: () => remove(p),
+                  },
+                  "Remove",
                 ),
             },
           ],
