@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -106,12 +108,26 @@ def test_a_document_is_uploaded_and_what_a_question_retrieves_is_shown(
     console.screenshot("admin-knowledge-search-desktop.png")
 
 
+def settled_usage(admin: httpx.Client) -> list[dict[str, Any]]:
+    """The usage by day once the ledger's batches (written every second) have all landed."""
+    before = None
+    for _ in range(20):
+        rows: list[dict[str, Any]] = admin.get(
+            "/v1/admin/usage", params={"group_by": "day"}
+        ).json()["data"]
+        if rows == before:
+            return rows
+        before = rows
+        time.sleep(1.5)
+    raise AssertionError("the usage kept changing")
+
+
 def test_the_usage_totals_are_the_ledgers_and_a_budget_is_set(
     console: Console, admin: httpx.Client, seeded: Seeded
 ) -> None:
     page, view = console.page, console.view
+    rows = settled_usage(admin)
     console.open("usage")
-    rows = admin.get("/v1/admin/usage", params={"group_by": "day"}).json()["data"]
     requests = sum(r["requests"] for r in rows)
     tokens = sum(r["prompt_tokens"] for r in rows)
     expect(view.locator("[data-total='Requests']")).to_have_text(f"{requests:,}")
@@ -121,6 +137,17 @@ def test_the_usage_totals_are_the_ledgers_and_a_budget_is_set(
     expect(view.get_by_role("img", name="Cost by model")).to_be_visible()
     page.get_by_label("Measure").select_option("tokens")
     expect(view.get_by_role("img", name="Tokens by user")).to_be_visible()
+    # One user's usage alone.
+    page.get_by_text("Only one user, key or assistant").click()
+    page.get_by_label("User id", exact=True).fill(seeded.user_id)
+    page.get_by_label("User id", exact=True).press("Enter")
+    expect(view.locator("[data-total='Requests']")).to_have_text("1")
+    users = view.get_by_role("region", name="Usage by user").locator("tbody tr")
+    expect(users).to_have_count(1)
+    expect(users).to_contain_text(seeded.user_id)
+    page.get_by_label("User id", exact=True).fill("")
+    page.get_by_role("button", name="Show").click()
+    expect(view.locator("[data-total='Requests']")).to_have_text(f"{requests:,}")
 
     key_id = f"budget-key-{secrets.token_hex(3)}"
     page.get_by_label("For", exact=True).select_option("key")

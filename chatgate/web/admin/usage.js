@@ -79,6 +79,18 @@ export function render(root, _rest, signal) {
       options: Object.entries(MEASURES).map(([k, m]) => [k, m.label]),
     }),
     h("button", { type: "submit", class: "button button-primary" }, "Show"),
+    h(
+      "details",
+      { class: "usage-only" },
+      h("summary", {}, "Only one user, key or assistant"),
+      h(
+        "div",
+        { class: "inline-form" },
+        field({ label: "User id", name: "user_id", autocomplete: "off" }),
+        field({ label: "API key id", name: "key_id", autocomplete: "off" }),
+        field({ label: "Assistant id", name: "assistant_id", autocomplete: "off" }),
+      ),
+    ),
   );
   const body = h("div", { class: "usage" });
   const budgets = h("div", {});
@@ -91,7 +103,13 @@ export function render(root, _rest, signal) {
       async () => {
         const v = values(form);
         const measure = MEASURES[v.measure];
-        const range = { since: v.since, until: v.to ? nextDay(v.to) : "" };
+        const range = {
+          since: v.since,
+          until: v.to ? nextDay(v.to) : "",
+          user_id: v.user_id.trim(),
+          key_id: v.key_id.trim(),
+          assistant_id: v.assistant_id.trim(),
+        };
         const ask = (group_by) =>
           getJSON(withQuery("/v1/admin/usage", { group_by, ...range }), { signal }).then((r) => r.data);
         const [days, keyNames, ...grouped] = await Promise.all([
