@@ -3,7 +3,7 @@
 // a 304 when nothing changed) and for the session (to learn when it is given back), so the
 // person's replies appear without a reload. Polling stops once the session is released.
 
-import { getJSON } from "./api.js";
+import { ApiError, getJSON } from "./api.js";
 import { $ } from "./layout.js";
 
 export const POLL_MS = 2000;
@@ -64,8 +64,13 @@ export class HandoffWatch {
         const session = await getJSON(`/v1/sessions/${encodeURIComponent(sessionId)}`);
         if (round !== this.round) return;
         this.onSession(session);
-      } catch {
-        /* a missed round: the next one asks again */
+      } catch (error) {
+        // Signed out, or the conversation is gone: nothing more to watch. Else the next round
+        // asks again.
+        if (error instanceof ApiError && [401, 403, 404].includes(error.status)) {
+          if (round === this.round) this.stop();
+          return;
+        }
       }
     }
   }

@@ -5,7 +5,8 @@
 import { ApiError, getJSON, readEvents, request } from "./api.js";
 
 export const RETRY_DELAYS_MS = [500, 1000, 2000, 4000]; // the tries after a break, in turn
-const END_EVENTS = new Set(["message_end", "error"]);
+// `handoff`: the message went to a person, and no answer is written (handoff.js).
+const END_EVENTS = new Set(["message_end", "error", "handoff"]);
 const DRAINING = "server_shutting_down"; // its process ends: the answer is read again elsewhere
 const POLL_MS = 1500; // when its events can't be read: how often an answer is re-read
 const POLL_TRIES = 40;
