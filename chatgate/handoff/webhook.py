@@ -36,6 +36,7 @@ log = logging.getLogger("chatgate.handoff.webhook")
 ATTEMPTS = 5
 # Each try's bound: a receiver that hangs costs this, then the next try.
 ATTEMPT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+ATTEMPT_SECONDS = 10.0  # the whole try, however slowly a receiver trickles its answer
 # A receiver's answers worth trying again; any other 4xx is final (the call itself is refused).
 RETRY_STATUSES = frozenset({408, 425, 429})
 ERROR_CHARS = 500
@@ -101,11 +102,11 @@ class HandoffWebhooks:
         assert self._secret is not None
         error = ""
         for attempt in range(1, self._attempts + 1):
-            error = await self._try(url, body)
+            error, retry = await self._try(url, body)
             if not error:
                 await self._record(session_id, requested_at, "delivered", attempt, None)
                 return
-            final = attempt == self._attempts or error.startswith("refused")
+            final = attempt == self._attempts or not retry
             metrics.handoff_webhook_failures.labels("gave_up" if final else "retried").inc()
             if final:
                 break
@@ -115,21 +116,23 @@ class HandoffWebhooks:
         log.warning("hand-off webhook failed", extra={"session_id": str(session_id)})
         await self._record(session_id, requested_at, "failed", attempt, error)
 
-    async def _try(self, url: str, body: bytes) -> str:
-        """One bounded try: "" when the receiver took it, else why not."""
+    async def _try(self, url: str, body: bytes) -> tuple[str, bool]:
+        """One try, bounded in time: ("", _) when the receiver took it, else why not and
+        whether another try may do better (not when the receiver refused the call itself)."""
         assert self._secret is not None
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(self._secret, int(time.time()), body),
         }
         try:
-            response = await self._http.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"[:ERROR_CHARS] or type(exc).__name__
+            async with asyncio.timeout(ATTEMPT_SECONDS):
+                response = await self._http.post(url, content=body, headers=headers)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return (f"{type(exc).__name__}: {exc}".strip(": ")[:ERROR_CHARS], True)
         if response.is_success:
-            return ""
-        final = 400 <= response.status_code < 500 and response.status_code not in RETRY_STATUSES
-        return f"{'refused' if final else 'failed'}: HTTP {response.status_code}"
+            return "", False
+        refused = 400 <= response.status_code < 500 and response.status_code not in RETRY_STATUSES
+        return f"{'refused' if refused else 'failed'}: HTTP {response.status_code}", not refused
 
     async def _record(
         self,

@@ -50,7 +50,7 @@ class Delivery:
 @dataclass
 class Receiver:
     """A hand-off webhook's receiver: `/ok` takes every call, `/flaky` fails (500) a session's
-    first two, `/down` fails them all."""
+    first two, `/down` fails them all, `/refuse` refuses them (401)."""
 
     url: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
@@ -67,6 +67,8 @@ class Receiver:
         self.deliveries.append(delivery)
         session_id = delivery.event["session_id"]
         tries = len(self.of(session_id))
+        if kind == "refuse":
+            return web.json_response({"error": "bad signature"}, status=401)
         if kind == "down" or (kind == "flaky" and tries <= 2):
             return web.json_response({"error": "not now"}, status=500)
         return web.json_response({"ok": True})
@@ -103,6 +105,7 @@ def handoff_settings(database_url: str, double: Double, hook: str, **overrides: 
         assistant("h-ask", ask("ok")),
         assistant("h-flaky", ask("flaky")),
         assistant("h-down", ask("down")),
+        assistant("h-refused", ask("refuse")),
         assistant("h-nohook", HandoffPolicy(on_request=True)),
         assistant("h-off", None),
         # Engines that fail get an engine of their own, so its breaker trips no one else's.

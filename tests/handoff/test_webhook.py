@@ -93,6 +93,21 @@ async def test_a_receiver_that_stays_down_shows_in_the_list_and_the_metrics(
     assert found is not None and found["status"] == "waiting"
 
 
+async def test_a_receiver_that_refuses_the_call_is_not_asked_again(
+    desk: Desk, user: Caller, admin: Caller
+) -> None:
+    session_id = await hand_off(user, "h-refused")
+
+    async def failed() -> bool:
+        return (await webhook_of(admin, session_id))["status"] == "failed"
+
+    await eventually(failed)
+    assert await webhook_of(admin, session_id) == {
+        "status": "failed", "attempts": 1, "error": "refused: HTTP 401",
+    }  # fmt: skip
+    assert len(desk.receiver.of(session_id)) == 1
+
+
 def gave_up(metrics: str) -> float:
     name = 'chatgate_handoff_webhook_failures_total{outcome="gave_up"}'
     line = next((line for line in metrics.splitlines() if line.startswith(name)), None)
