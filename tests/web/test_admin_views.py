@@ -64,7 +64,7 @@ def test_every_view_shows_its_data(
         console.fits_the_width()
         console.screenshot(f"admin-knowledge-base-{size}.png")
         console.go("handoffs")
-        view.get_by_role("link", name=f"Open {seeded.handoff_session[:8]}").click()
+        view.get_by_role("link", name=f"Open {seeded.customer_id}'s conversation").click()
         expect(view.get_by_text("I want to talk to a human please")).to_be_visible()
         console.fits_the_width()
         console.screenshot(f"admin-handoff-{size}.png")

@@ -30,7 +30,7 @@ const COLUMNS = [
       h(
         "a",
         { href: `#handoffs/${encodeURIComponent(x.session_id)}?user=${encodeURIComponent(x.user_id)}` },
-        `Open ${x.session_id.slice(0, 8)}`,
+        `Open ${x.user_id}'s conversation`,
       ),
   },
   { label: "User", cell: (x) => x.user_id },
