@@ -90,6 +90,13 @@ def test_the_console_works_from_the_keyboard(
 ) -> None:
     with open_page(browser, request) as page:
         console = Console(page, jwt_gateway.url).sign_in_as(make_token(ADMIN_ID, admin=True))
+        console.open("keys")
+        # The skip link (the first stop) goes to the view's heading and stays on the view.
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to the content")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(console.heading()).to_be_focused()
+        assert page.evaluate("location.hash") == "#keys"
         console.open("assistants")
         tab_to(page, "API keys")
         page.keyboard.press("Enter")

@@ -169,6 +169,11 @@ document.addEventListener("keydown", (event) => {
   }
 });
 window.addEventListener("hashchange", () => draw());
+// The skip link moves the focus without changing the hash, which names the view.
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  ($("view").querySelector("h1") || $("view")).focus();
+});
 // A view refused as the caller (ui.js): a token that expired, an admin's rights withdrawn.
 window.addEventListener("console:refused", (event) => {
   if (!signedIn) return;
