@@ -1,14 +1,14 @@
 """Column values as the archive holds them: what the database stores (a sealed value as its
 ciphertext, never opened), in a form both databases read back the same: bytes as base64,
-datetimes in UTC with their offset, UUIDs as text, JSON as its stored text (so that SQL NULL
-and JSON `null`, both None in Python, stay apart)."""
+datetimes in UTC with their offset, dates as YYYY-MM-DD, UUIDs as text, JSON as its stored
+text (so that SQL NULL and JSON `null`, both None in Python, stay apart)."""
 
 from __future__ import annotations
 
 import base64
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Column,
     ColumnElement,
+    Date,
     DateTime,
     LargeBinary,
     Text,
@@ -84,11 +85,21 @@ def _from_iso(value: Any) -> Any:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
+def _date_to_iso(value: Any) -> Any:
+    return None if value is None else value.isoformat()
+
+
+def _date_from_iso(value: Any) -> Any:
+    return None if value is None else date.fromisoformat(value)
+
+
 def encoder(kind: TypeEngine[Any]) -> Codec:
     if isinstance(kind, LargeBinary):
         return _to_base64
     if isinstance(kind, DateTime):
         return _to_iso
+    if isinstance(kind, Date):
+        return _date_to_iso
     if isinstance(kind, Uuid):
         return _to_text
     return _same
@@ -101,6 +112,8 @@ def decoder(kind: TypeEngine[Any]) -> Codec:
         return _from_base64
     if isinstance(kind, DateTime):
         return _from_iso
+    if isinstance(kind, Date):
+        return _date_from_iso
     if isinstance(kind, Uuid):
         return _to_uuid
     return _same

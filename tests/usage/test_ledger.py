@@ -5,13 +5,15 @@ close, an erased user's rows pseudonymized."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, select, text
 
 from chatgate.core.config import PriceConfig
 from chatgate.core.db import Database
@@ -20,19 +22,35 @@ from chatgate.core.time import utcnow
 from chatgate.usage.ledger import ERASED, Ledger
 from chatgate.usage.models import UsageRecord
 from chatgate.usage.prices import Prices
+from tests.conftest import PG_ADMIN_URL, _create_pg_database, _drop_pg_database
+
+# This run's rows, told apart from any other's.
+TAG = f"ledger-test-{secrets.token_hex(4)}"
 
 
-@pytest.fixture(scope="module")
-def migrated(database_url: str) -> str:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def migrated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of this module's own: its tests take the usage table away for real."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
+    else:
+        name = f"chatgate_ledger_{secrets.token_hex(4)}"
+        asyncio.run(_create_pg_database(name))
+        url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        url = f"{url}/{name}"
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade_database, database_url).result()
-    return database_url
+        pool.submit(upgrade_database, url).result()
+    yield url
+    if request.param == "postgresql":
+        asyncio.run(_drop_pg_database(name))
 
 
 @pytest.fixture
 async def database(migrated: str) -> AsyncIterator[Database]:
     database = Database(migrated)
-    async with database.session() as db:
+    async with database.session() as db:  # each test starts from an empty ledger
         await db.execute(text("DELETE FROM usage_records"))
         await db.execute(text("DELETE FROM model_prices"))
         await db.commit()
@@ -54,14 +72,14 @@ def count_inserts(database: Database) -> list[str]:
 
 def record(ledger: Ledger, user: str = "u1", **fields: Any) -> float:
     values: dict[str, Any] = {
-        "user_id": user, "key_id": None, "assistant_id": "a1", "route": "chat",
+        "user_id": user, "key_id": None, "assistant_id": TAG, "route": "chat",
         "engine": "e1", "model": "m1", "prompt_tokens": 10, "completion_tokens": 5, **fields,
     }  # fmt: skip
     return ledger.record(**values)
 
 
 async def rows(database: Database, **where: Any) -> list[UsageRecord]:
-    query = select(UsageRecord).filter_by(**where)
+    query = select(UsageRecord).filter_by(assistant_id=TAG, **where)
     async with database.session() as db:
         return list((await db.scalars(query)).all())
 
@@ -94,8 +112,10 @@ async def test_calls_are_written_in_batches_off_the_request_path(database: Datab
         await wait_for(all_written)
     finally:
         await ledger.close()
-    # 500 rows a statement: 1,200 calls took 3 INSERTs (a timed write may split them once more).
+    # 500 rows a statement: 1,200 calls took 3 INSERTs (a timed write may split them once more),
+    # each one statement of many rows, not one row sent many times.
     assert 3 <= len(inserts) <= 4, len(inserts)
+    assert max(statement.count("), (") for statement in inserts) == 499
     stored = await rows(database)
     assert {(r.user_id, r.route, r.engine, r.model, r.cached) for r in stored} == {
         ("u1", "chat", "e1", "m1", False)
@@ -179,21 +199,18 @@ async def test_erasure_pseudonymizes_written_buffered_and_running_calls(
     ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
     await ledger.start()
     try:
-        record(ledger, user="gone")
+        record(ledger, user=f"gone-{TAG}")
         assert await ledger.flush()
-        record(ledger, user="gone")  # still in the buffer
+        record(ledger, user=f"gone-{TAG}")  # still in the buffer
         began = utcnow()  # a call running when the erasure comes
         await asyncio.sleep(0.01)
-        changed = await ledger.forget("gone", utcnow())
-        record(ledger, user="gone", began=began)
-        record(ledger, user="gone")  # a call begun after: theirs again
+        changed = await ledger.forget(f"gone-{TAG}", utcnow())
+        record(ledger, user=f"gone-{TAG}", began=began)
+        record(ledger, user=f"gone-{TAG}")  # a call begun after: theirs again
         record(ledger, user="kept")
         assert await ledger.flush()
     finally:
         await ledger.close()
     assert changed == 2  # one written, one waiting
-    async with database.session() as db:
-        users = dict(
-            (await db.execute(select(UsageRecord.user_id, func.count()).group_by("user_id"))).all()
-        )
-    assert users == {ERASED: 3, "gone": 1, "kept": 1}
+    users = Counter(row.user_id for row in await rows(database))
+    assert users == {ERASED: 3, f"gone-{TAG}": 1, "kept": 1}
