@@ -34,6 +34,12 @@ export function render(root, rest, signal) {
   return null;
 }
 
+function size(bytes) {
+  if (bytes < 1024) return `${count(bytes)} B`;
+  if (bytes < 1024 * 1024) return `${count(Math.round(bytes / 1024))} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
 function statusCell(d) {
   const text =
     d.status === "processing"
@@ -62,7 +68,7 @@ function renderBase(root, kbId, signal) {
         { label: "Name", cell: (d) => d.name },
         { label: "Status", cell: statusCell },
         { label: "Chunks", cell: (d) => count(d.chunk_count), numeric: true },
-        { label: "Size", cell: (d) => `${count(Math.ceil(d.size / 1024))} KB`, numeric: true },
+        { label: "Size", cell: (d) => size(d.size), numeric: true },
         { label: "Updated", cell: (d) => when(d.updated_at) },
       ],
       data,
@@ -97,7 +103,7 @@ function renderBase(root, kbId, signal) {
       const form = new FormData();
       form.append("file", file, file.name);
       const document = await upload(`${path}/documents`, form);
-      say(uploadLine, `${document.name}: ${STATUS[document.status] || document.status}.`);
+      say(uploadLine, `${document.name} is uploaded: its status is in the list.`);
       uploadForm.reset();
       await refresh();
     });
@@ -138,7 +144,7 @@ function renderBase(root, kbId, signal) {
       say(
         searchLine,
         data.length
-          ? `${data.length} passages retrieved, best first.`
+          ? `${data.length} ${data.length === 1 ? "passage" : "passages"} retrieved, best first.`
           : "Nothing retrieved for this question.",
       );
       results.replaceChildren(
