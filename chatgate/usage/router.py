@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from chatgate.auth.deps import AdminUser
 from chatgate.core.config import PriceConfig
@@ -14,8 +14,11 @@ from chatgate.usage.report import parse_instant, usage_report
 from chatgate.usage.schemas import GroupBy, PriceList, PriceOut, UsageReport
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
+# Names are text without control characters (PostgreSQL stores no NUL): else 422.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 # Model names hold slashes (`meta-llama/Llama-3.1-8B`): the rest of the path is the name.
-ModelName = Annotated[str, Path(min_length=1, max_length=200)]
+ModelName = Annotated[str, Path(min_length=1, max_length=200, pattern=PRINTABLE)]
+Filter = Annotated[str | None, Query(min_length=1, max_length=255, pattern=PRINTABLE)]
 
 
 @router.get("/usage", response_model=UsageReport)
@@ -25,9 +28,9 @@ async def read_usage(
     group_by: GroupBy = "day",
     since: str | None = None,
     until: str | None = None,
-    user_id: str | None = None,
-    key_id: str | None = None,
-    assistant_id: str | None = None,
+    user_id: Filter = None,
+    key_id: Filter = None,
+    assistant_id: Filter = None,
 ) -> UsageReport:
     groups = await usage_report(
         db, group_by=group_by,

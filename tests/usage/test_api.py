@@ -130,6 +130,11 @@ async def test_usage_refuses_bad_input_and_non_admins(
     assert_error(response, 422, "invalid_time")
     response = await admin.get("/v1/admin/usage", params={"group_by": "planet"})
     assert_error(response, 422, "validation_error")
+    response = await admin.get("/v1/admin/usage", params={"user_id": "nul\x00inside"})
+    assert_error(response, 422, "validation_error")
+    body = {"input_per_million": 1, "output_per_million": 1}
+    response = await admin.put("/v1/admin/prices/nul%00inside", json=body)
+    assert_error(response, 422, "validation_error")
     assert_error(await someone.get("/v1/admin/usage"), 403, "admin_required")
 
 
