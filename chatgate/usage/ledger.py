@@ -106,11 +106,15 @@ class Ledger:
         if len(self._buffer) >= MAX_ROWS:
             self._drop()
             return cost
+        # Cut to the columns' lengths: PostgreSQL refuses a longer value, and one such row
+        # would fail every write of the rows around it.
         self._buffer.append(
             {
-                "created_at": now, "day": now.date(), "user_id": user,
-                "key_id": key_id, "assistant_id": assistant_id, "route": route or "unknown",
-                "engine": engine, "model": model, "prompt_tokens": prompt_tokens,
+                "created_at": now, "day": now.date(), "user_id": user[:255],
+                "key_id": key_id and key_id[:64],
+                "assistant_id": assistant_id and assistant_id[:64],
+                "route": (route or "unknown")[:32], "engine": engine and engine[:64],
+                "model": model[:200], "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens, "cost": cost, "cached": cached,
                 "fallback": fallback,
             }

@@ -214,3 +214,18 @@ async def test_erasure_pseudonymizes_written_buffered_and_running_calls(
     assert changed == 2  # one written, one waiting
     users = Counter(row.user_id for row in await rows(database))
     assert users == {ERASED: 3, f"gone-{TAG}": 1, "kept": 1}
+
+
+async def test_an_overlong_value_is_cut_rather_than_fail_the_rows_around_it(
+    database: Database,
+) -> None:
+    ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
+    record(ledger)
+    record(ledger, model="m" * 300, engine="e" * 100, route="r" * 50)
+    record(ledger)
+    assert await ledger.flush()
+    await ledger.close()
+    stored = await rows(database)
+    assert len(stored) == 3
+    assert max(len(r.model) for r in stored) == 200
+    assert max(len(r.engine or "") for r in stored) == 64
