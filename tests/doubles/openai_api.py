@@ -79,6 +79,8 @@ class OpenAIDouble:
     peers: set[tuple[str, int]] = field(default_factory=set)  # the connections requests came on
     embedding_dimension: int = 16
     embedding_requests: list[dict[str, Any]] = field(default_factory=list)
+    # False: like some OpenAI-compatible servers, its chat answers carry no `usage`.
+    report_usage: bool = True
     # The tokens its answers' `usage` reported, to check a meter against: chat, embeddings.
     served: dict[str, int] = field(
         default_factory=lambda: {"prompt": 0, "completion": 0, "embedding": 0}
@@ -202,14 +204,14 @@ class OpenAIDouble:
         completion = sum(
             len(a.text.split()) + sum(len(fragments(c.arguments)) for c in a.calls) for a in answers
         )
-        return {
+        whole = {
             "id": "chatcmpl-double",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
             "choices": choices,
-            "usage": self.usage(body, completion),
         }
+        return {**whole, "usage": self.usage(body, completion)} if self.report_usage else whole
 
     def usage(self, body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
         prompt = sum(len(text_of(m.get("content")).split()) for m in body["messages"])
@@ -295,7 +297,7 @@ class OpenAIDouble:
             return response
         for index, answer in enumerate(answers):
             await response.write(event(index, {"delta": {}}, answer.finish_reason))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and self.report_usage:
             usage = {
                 "id": "chatcmpl-double",
                 "object": "chat.completion.chunk",

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatgate.core.config import AssistantConfig, PriceConfig, ProviderConfig
 from chatgate.core.engine_config import Timeouts
+from chatgate.providers.base import estimate_tokens
 from chatgate.usage.models import UsageRecord
 from tests.conftest import GUARDS_OFF, make_token, parse_sse, settings_for
 from tests.doubles.anthropic_api import AnthropicDouble
@@ -41,6 +42,7 @@ class Run:
     database_url: str
     openai: OpenAIDouble
     anthropic: AnthropicDouble
+    quiet: OpenAIDouble  # reports no usage: chatgate counts its calls itself
 
 
 def _assistant(assistant_id: str, provider: str, model: str, **fields: Any) -> AssistantConfig:
@@ -55,13 +57,20 @@ def _assistant(assistant_id: str, provider: str, model: str, **fields: Any) -> A
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     os.environ.update(USAGE_OPENAI_KEY="sk-openai", USAGE_ANTHROPIC_KEY="sk-ant")
     openai, anthropic = OpenAIDouble(api_key="sk-openai"), AnthropicDouble(api_key="sk-ant")
+    quiet = OpenAIDouble(api_key="sk-openai", report_usage=False)
     database_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('usage') / 'chatgate.db'}"
-    with serve_app(openai.app()) as openai_url, serve_app(anthropic.app()) as anthropic_url:
+    with (
+        serve_app(openai.app()) as openai_url,
+        serve_app(anthropic.app()) as anthropic_url,
+        serve_app(quiet.app()) as quiet_url,
+    ):
         providers = [
             ProviderConfig(id="openai", type="openai", base_url=f"{openai_url}/v1",
                            api_key_env="USAGE_OPENAI_KEY", timeouts=TIMEOUTS),
             ProviderConfig(id="anthropic", type="anthropic", base_url=anthropic_url,
                            api_key_env="USAGE_ANTHROPIC_KEY", timeouts=TIMEOUTS),
+            ProviderConfig(id="quiet", type="openai", base_url=f"{quiet_url}/v1",
+                           api_key_env="USAGE_OPENAI_KEY", timeouts=TIMEOUTS),
             # Nothing listens there: every call fails before any text, and the chain moves on.
             ProviderConfig(id="broken", type="openai",
                            base_url=f"http://127.0.0.1:{free_port()}/v1",
@@ -71,12 +80,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             _assistant("gpt", "openai", "gpt-model"),
             _assistant("claude", "anthropic", "claude-model"),
             _assistant("fall", "broken", "gpt-model", fallback_providers=["openai"]),
+            _assistant("hushed", "quiet", "quiet-model"),
         ]
         settings = settings_for(
             database_url, openai_url, providers=providers, assistants=assistants, prices=PRICES
         )
         with run_chatgate(settings) as url:
-            yield Run(url, database_url, openai, anthropic)
+            yield Run(url, database_url, openai, anthropic, quiet)
 
 
 def client(run: Run, user: str, *, token: str | None = None) -> httpx.AsyncClient:
@@ -102,8 +112,10 @@ async def chat_turn(http: httpx.AsyncClient, assistant: str, content: str, mode:
         assert response.json()["message"]["status"] == "complete", response.text
 
 
-async def chat_completion(http: httpx.AsyncClient, content: str, *, stream: bool) -> None:
-    body = {"model": "gpt", "messages": [{"role": "user", "content": content}], "stream": stream}
+async def chat_completion(
+    http: httpx.AsyncClient, content: str, *, stream: bool, model: str = "gpt"
+) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
     response = await http.post("/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
     assert "data: [DONE]" in response.text if stream else response.json()["choices"]
@@ -217,6 +229,31 @@ async def test_usage_equals_what_the_engines_counted_on_every_route(run: Run) ->
         (claude_row.prompt_tokens * price.input_per_million
          + claude_row.completion_tokens * price.output_per_million) / 1e6
     )  # fmt: skip
+
+
+async def test_an_engine_that_reports_no_usage_is_counted_by_chatgate(run: Run) -> None:
+    user = f"quiet-{secrets.token_hex(4)}"
+    async with client(run, user) as http:
+        await chat_completion(http, "count these words for me", stream=False, model="hushed")
+        await chat_completion(http, "and these ones too", stream=True, model="hushed")
+    assert run.quiet.served == {"prompt": 0, "completion": 0, "embedding": 0}
+    # The prompt as sent (its messages' text) and the answer, counted as the engine counts:
+    # chatgate's estimate for an OpenAI-compatible engine.
+    texts = ["\n".join(m["content"] for m in request["messages"]) for request in run.quiet.requests]
+    answers = [f"echo: {words}" for words in ("count these words for me", "and these ones too")]
+    async with client(run, "admin", token=make_token("quiet-admin", admin=True)) as admin:
+        deadline = time.monotonic() + 15
+        while True:
+            groups = (
+                await admin.get("/v1/admin/usage", params={"group_by": "user", "user_id": user})
+            ).json()["data"]
+            if groups and groups[0]["requests"] == 2:
+                break
+            assert time.monotonic() < deadline, groups
+            await asyncio.sleep(0.2)
+    (group,) = groups
+    assert group["prompt_tokens"] == sum(estimate_tokens(t) for t in texts)
+    assert group["completion_tokens"] == sum(estimate_tokens(a) for a in answers)
 
 
 async def _settled(
