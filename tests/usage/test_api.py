@@ -228,3 +228,42 @@ async def test_an_erased_user_leaves_usage_under_a_pseudonym(
     erased = next(g for g in after if g["group"] == "erased")
     gained = erased["requests"] - (erased_before["requests"] if erased_before else 0)
     assert gained == 2, (mine, erased)
+
+
+async def test_a_price_changed_in_one_process_costs_the_next_call_in_another(
+    database_url: str, openai_double: Double
+) -> None:
+    settings = remote_only_settings(
+        database_url, openai_double.url, redis_url="redis://127.0.0.1:6379/0"
+    )
+    admin_headers = {"Authorization": f"Bearer {make_token('price-admin', admin=True)}"}
+    with run_chatgate(settings) as first, run_chatgate(settings) as second:
+        async with httpx.AsyncClient(base_url=first, headers=admin_headers, timeout=30) as admin:
+
+            async def ask_second(user: str) -> dict[str, int]:
+                headers = {"Authorization": f"Bearer {make_token(user)}"}
+                async with httpx.AsyncClient(base_url=second, headers=headers) as caller:
+                    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}
+                    answer = await caller.post("/v1/chat/completions", json=body)
+                    assert answer.status_code == 200, answer.text
+                    usage: dict[str, int] = answer.json()["usage"]
+                    return usage
+
+            costs = {}
+            for price in (10.0, 1000.0):
+                body = {"input_per_million": price, "output_per_million": price}
+                put = await admin.put("/v1/admin/prices/double-tiny", json=body)
+                assert put.status_code == 200, put.text
+                await asyncio.sleep(1.5)  # the other process's writer checks each second
+                user = f"priced-{secrets.token_hex(4)}"
+                used = await ask_second(user)
+                costs[user] = (used["prompt_tokens"] + used["completion_tokens"]) * price / 1e6
+            deadline = time.monotonic() + 10
+            while True:
+                groups = {g["group"]: g["cost"] for g in await usage(admin, group_by="user")}
+                if all(user in groups for user in costs):
+                    break
+                assert time.monotonic() < deadline, "the calls never reached the ledger"
+                await asyncio.sleep(0.2)
+    for user, expected in costs.items():
+        assert groups[user] == pytest.approx(expected) and expected > 0
