@@ -121,7 +121,6 @@ async def prepare_turn(ask: Ask, parts: TurnParts) -> PreparedTurn:
     if cached is not None:  # a cached answer costs nothing
         await release_budget(parts.budgets, reservation)
         reservation = None
-    if cached is not None:
         note_cached(ask, parts.ledger, prompt_tokens=user_tokens, answer_tokens=cached[1])
     request = engine_request(ask, guard, engine_state, trace_id, knowledge)
     return PreparedTurn(

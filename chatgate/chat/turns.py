@@ -40,7 +40,6 @@ from chatgate.tasks.queue import QueuedAnswer, TaskQueue
 from chatgate.usage.ledger import Ledger
 
 StopReason = Literal["stopped", "client_disconnected", "shutdown"]
-# Told of every answer an engine wrote, as it ended, before its stream ends (chat/handoffs.py).
 AnswerEnded = Callable[[uuid.UUID, Message], Awaitable[None]]
 # How long a stop waits for a worker to end the answer it writes, polling its row.
 STOP_WAIT = 5.0
@@ -139,8 +138,8 @@ class TurnManager:
         self._answer_ended: list[AnswerEnded] = []
 
     def on_answer_end(self, callback: AnswerEnded) -> None:
-        """`callback(session_id, answer)` after each answer an engine wrote here or in a worker
-        (not a cached one), before its stream ends; it must not raise."""
+        """`callback(session_id, answer)` (chat/handoffs.py) after each answer an engine wrote
+        here or in a worker (not a cached one), before its stream ends; it must not raise."""
         self._answer_ended.append(callback)
 
     async def _ended(self, session_id: uuid.UUID, answer: Message) -> None:

@@ -17,7 +17,9 @@ nothing, or again after a failure part-way, is the same request.
                    left of theirs in a backup taken before no longer opens
 
 Erasing is not closing an account: the audit trail keeps its events (they hold no content), the
-user's API keys stay (an admin revokes them), and the user may start new conversations after.
+user's API keys and budgets stay (an admin removes them), their usage rows stay under the name
+`erased` (the runtime tells the usage ledger: totals stay right, who it was does not), and the
+user may start new conversations after.
 """
 
 from __future__ import annotations

@@ -151,7 +151,9 @@ async def test_failed_and_abandoned_calls_end_their_reservation(
         assert failed.status_code >= 500 or "error" in failed.text, failed.text
         # A stream its client leaves after the first event.
         async with http.stream(
-            **request_of(route, "[[slow 40 0.05]]", session=await session_of(http, route))
+            # Its own text: the answer it leaves goes on, and the cache must not keep it for
+            # another test's "[[slow 40 0.05]]".
+            **request_of(route, f"[[slow 40 0.05]] {user}", session=await session_of(http, route))
         ) as streamed:
             assert streamed.status_code == 200
             async for _ in streamed.aiter_bytes():

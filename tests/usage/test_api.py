@@ -24,7 +24,9 @@ from chatgate.usage.prices import Prices
 from tests.conftest import Double, assert_error, make_token, remote_only_settings
 from tests.runner import run_chatgate
 
-SEEDED = {"double-echo": PriceConfig(input_per_million=1.5, output_per_million=6.0)}
+# A model of this run's own: the database is shared with other modules, which set prices too.
+SEEDED_MODEL = f"seeded/model-{secrets.token_hex(3)}"
+SEEDED = {SEEDED_MODEL: PriceConfig(input_per_million=1.5, output_per_million=6.0)}
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +144,7 @@ async def test_prices_are_seeded_then_changed_by_admins_only(
     served: tuple[str, str], admin: httpx.AsyncClient, someone: httpx.AsyncClient
 ) -> None:
     listed = (await admin.get("/v1/admin/prices")).json()["data"]
-    assert {"model": "double-echo", "input_per_million": 1.5, "output_per_million": 6.0} in listed
+    assert {"model": SEEDED_MODEL, "input_per_million": 1.5, "output_per_million": 6.0} in listed
     model = f"org/model-{secrets.token_hex(3)}"  # names may hold a slash
     put = await admin.put(
         f"/v1/admin/prices/{model}", json={"input_per_million": 0.15, "output_per_million": 0.6}
@@ -171,14 +173,14 @@ async def test_prices_are_seeded_then_changed_by_admins_only(
 
     # The YAML seeds again at every start, and never over an admin's price.
     changed = {"input_per_million": 3.0, "output_per_million": 12.0}
-    assert (await admin.put("/v1/admin/prices/double-echo", json=changed)).status_code == 200
+    assert (await admin.put(f"/v1/admin/prices/{SEEDED_MODEL}", json=changed)).status_code == 200
     database = Database(served[1])
     try:
         await Prices(database=database, redis=None).seed(SEEDED)
     finally:
         await database.close()
     listed = (await admin.get("/v1/admin/prices")).json()["data"]
-    assert {"model": "double-echo", **changed} in listed
+    assert {"model": SEEDED_MODEL, **changed} in listed
 
 
 async def test_a_call_is_costed_at_the_price_an_admin_set(
