@@ -71,18 +71,20 @@ class HandoffDesk:
         self._webhooks = webhooks
 
     async def intercept(self, ask: Ask) -> HeldTurn | None:
-        """The message held for a person, or None: the assistant answers it."""
+        """The message held for a person, or None: the assistant answers it. An assistant with
+        no policy answers every message without a look (a hand-off left open when its policy
+        was removed stays in the queue until a person releases it)."""
         policy = ask.assistant.handoff
-        asked = policy is not None and policy.on_request and asks_for_person(ask.content)
+        if policy is None:
+            return None
+        asked = policy.on_request and asks_for_person(ask.content)
         try:
             return await self._hold(ask, policy, asked=asked)
         except (IntegrityError, service.AlreadyHandedOff):
             # Another message of the session started the hand-off meanwhile: held for it.
             return await self._hold(ask, policy, asked=asked)
 
-    async def _hold(
-        self, ask: Ask, policy: HandoffPolicy | None, *, asked: bool
-    ) -> HeldTurn | None:
+    async def _hold(self, ask: Ask, policy: HandoffPolicy, *, asked: bool) -> HeldTurn | None:
         async with self._database.session() as db:
             current = await service.active_handoff(db, ask.session.id)
             if current is None and not asked:
@@ -102,7 +104,6 @@ class HandoffDesk:
                 await db.execute(bump_session(ask.session.id, added=1, title=title))
                 await db.commit()
                 return HeldTurn(user_message, None, current)
-            assert policy is not None
             notice, handoff = await self._start(db, ask.session, policy, "requested", title=title)
             return HeldTurn(user_message, notice, handoff)
 
