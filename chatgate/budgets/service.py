@@ -6,7 +6,9 @@ A call whose user and key have no budget asks nothing of the spend store. One th
 reserves its prompt and its whole possible answer in all of them at once, or is refused with
 `429 budget_exceeded` when any is spent; a store that cannot be read refuses with
 `503 budget_unavailable` (never unlimited). Settling never fails the call: an error is logged
-and counted, and the reservation lapses on its own.
+and counted, and the reservation lapses on its own. A budget's first call in a period (and its
+first after its spend was lost: a Redis emptied, an embedded process restarted) seeds it with
+what the usage ledger holds of that period.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from chatgate.audit.service import record_audit_event
 from chatgate.budgets.models import Budget, Period, Scope
 from chatgate.budgets.schemas import BudgetOut, BudgetSpec
-from chatgate.budgets.store import Account, Reservation, Spend, SpendStore, period_bounds
+from chatgate.budgets.store import Account, Admission, Reservation, Spend, SpendStore, period_bounds
 from chatgate.core.db import Database
 from chatgate.core.errors import AppError, NotFound, ServiceUnavailable
 from chatgate.core.ids import new_id
@@ -33,10 +36,14 @@ from chatgate.core.revision import Revision
 from chatgate.core.time import utcnow
 from chatgate.observability import metrics
 from chatgate.providers.base import Usage
+from chatgate.usage.report import spent_between
 
 REVISION_KEY = "chatgate:budgets:revision"
+# How long seeding an account from the usage ledger may take (a sum over an index).
+SEED_SECONDS = 5.0
 log = logging.getLogger("chatgate.budgets")
-STORE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, TimeoutError)
+# The spend store's, and the database's while an account is seeded from the usage ledger.
+STORE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, TimeoutError, SQLAlchemyError, OSError)
 
 
 class Pricing(Protocol):
@@ -156,10 +163,7 @@ class Budgets:
             metrics.budget_store_errors.labels("reserve").inc()
             raise budget_unavailable()
         try:
-            admission = await self._store.reserve(
-                reservation, prompt_cost=self._pricing.cost(model, prompt_tokens, 0),
-                now=now.timestamp(),
-            )  # fmt: skip
+            admission = await self._admit(reservation, prompt_tokens=prompt_tokens, now=now)
         except STORE_ERRORS as exc:
             metrics.budget_store_errors.labels("reserve").inc()
             if self._outage.failed():
@@ -174,6 +178,31 @@ class Budgets:
         if admission.edge:
             metrics.budget_edge_admissions.inc()
         return reservation
+
+    async def _admit(
+        self, reservation: Reservation, *, prompt_tokens: int, now: datetime
+    ) -> Admission:
+        """The store's admission, once each account the call finds unseeded is seeded."""
+        prompt_cost = self._pricing.cost(reservation.model, prompt_tokens, 0)
+        for _ in range(len(reservation.accounts) + 1):
+            admission = await self._store.reserve(
+                reservation, prompt_cost=prompt_cost, now=now.timestamp()
+            )
+            if admission.unseeded is None:
+                return admission
+            await self._seed(admission.unseeded, now)
+        # Seeded each time and never kept: a store that forgets as fast is no store.
+        raise TimeoutError("the budget store does not keep what it is seeded with")
+
+    async def _seed(self, account: Account, now: datetime) -> None:
+        """What the usage ledger holds of the account's subject this period, added once."""
+        start, end = period_bounds(account.period, now)
+        async with asyncio.timeout(SEED_SECONDS), self._database.session() as db:
+            tokens, cost = await spent_between(
+                db, scope=account.scope, subject_id=account.subject_id,
+                first_day=start.date(), end_day=end.date(),
+            )  # fmt: skip
+        await self._store.seed(account, tokens=tokens, cost=cost)
 
     async def reserve_for(
         self, *, user_id: str, key_id: str | None, model: str, prompt_tokens: int,
@@ -219,6 +248,9 @@ class Budgets:
         account = allowance.account(now)
         try:
             spend = await self._store.spent(account, now=now.timestamp())
+            if not spend.seeded:
+                await self._seed(account, now)
+                spend = await self._store.spent(account, now=now.timestamp())
         except STORE_ERRORS:
             metrics.budget_store_errors.labels("read").inc()
             raise budget_unavailable() from None

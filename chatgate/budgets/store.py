@@ -7,6 +7,11 @@ one call has. A call is admitted when what is committed (settled and reserved) p
 prompt stays within the maximum; it then reserves its prompt and its whole possible answer. So
 calls admitted at the edge can overspend by at most their answer each (`docs/api.md`,
 "Budgets"). Without Redis (one process) `MemorySpendStore` keeps the same rules in memory.
+
+An account that has never been counted (a budget new this period, a Redis that lost its keys, a
+process restarted on the embedded default) is first seeded with what the usage ledger holds of
+its subject this period (`seed`, once: the `s` field), so a budget set mid-month or a restart
+never forgets what was spent.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ class Account:
     """One budget's spend in one period: where it is kept, its maxima (None: not limited), and
     when it resets (epoch seconds)."""
 
+    scope: str
+    subject_id: str
+    period: str
     key: str
     max_tokens: int | None
     max_cost: float | None
@@ -65,7 +73,7 @@ class Account:
         start, end = period_bounds(period, now)
         # The subject last: an id may hold any character, the other parts cannot.
         key = f"{scope}:{period}:{start:%Y-%m-%d}:{subject_id}"
-        return cls(key, max_tokens, max_cost, end.timestamp())
+        return cls(scope, subject_id, period, key, max_tokens, max_cost, end.timestamp())
 
     @property
     def spent_key(self) -> str:
@@ -100,10 +108,12 @@ class Reservation:
 @dataclass(frozen=True, slots=True)
 class Admission:
     """A reservation's outcome: the account that refused it (None: admitted), and whether it
-    was admitted at the edge (its whole possible answer did not fit)."""
+    was admitted at the edge (its whole possible answer did not fit); or, with nothing
+    reserved, an account to seed first."""
 
     refused: Account | None = None
     edge: bool = False
+    unseeded: Account | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,7 @@ class Spend:
     cost: float
     reserved_tokens: int
     reserved_cost: float
+    seeded: bool = True
 
 
 class SpendStore(Protocol):
@@ -124,6 +135,10 @@ class SpendStore(Protocol):
         ...
 
     async def spent(self, account: Account, *, now: float) -> Spend: ...
+
+    async def seed(self, account: Account, *, tokens: int, cost: float) -> None:
+        """Adds what the ledger holds of the account's period, unless it is seeded already."""
+        ...
 
 
 def _parse(member: str) -> tuple[int, float]:
@@ -153,7 +168,8 @@ def _judge(
 
 # KEYS: per account its spent hash, then its open set. ARGV: now, member, until, prompt tokens,
 # prompt cost, the reservation's tokens and cost, then per account max tokens, max cost (-1:
-# none) and when its keys expire. Returns {refusing account (0: none), edge (0 or 1)}.
+# none) and when its keys expire. Returns {refusing account (0: none; -i: account i is not
+# seeded, nothing reserved), edge (0 or 1)}.
 _RESERVE = """
 local now, member, till = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local pt, pc, rt, rc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -162,6 +178,7 @@ local n = #KEYS / 2
 for i = 1, n do
   local spent, open = KEYS[2 * i - 1], KEYS[2 * i]
   local mt, mc = tonumber(ARGV[5 + 3 * i]), tonumber(ARGV[6 + 3 * i])
+  if redis.call('HEXISTS', spent, 's') == 0 then return {-i, 0} end
   redis.call('ZREMRANGEBYSCORE', open, '-inf', now)
   local t = tonumber(redis.call('HGET', spent, 't') or 0)
   local c = tonumber(redis.call('HGET', spent, 'c') or 0)
@@ -196,6 +213,17 @@ return 0
 """
 
 
+# KEYS: the spent hash. ARGV: tokens, cost, when it expires. Once per account and period.
+_SEED = """
+if redis.call('HSETNX', KEYS[1], 's', 1) == 1 then
+  if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 't', ARGV[1]) end
+  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBYFLOAT', KEYS[1], 'c', ARGV[2]) end
+end
+redis.call('EXPIREAT', KEYS[1], ARGV[3])
+return 0
+"""
+
+
 def _keys(accounts: Sequence[Account]) -> list[str]:
     return [key for a in accounts for key in (a.spent_key, a.open_key)]
 
@@ -209,6 +237,7 @@ class RedisSpendStore:
         self._timeout = timeout * 2
         self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
+        self._seed = redis.register_script(_SEED)
 
     async def reserve(
         self, reservation: Reservation, *, prompt_cost: float, now: float
@@ -223,6 +252,8 @@ class RedisSpendStore:
             args += [limit_tokens, repr(float(limit_cost)), account.expires_at]
         async with asyncio.timeout(self._timeout):
             refused, edge = await self._reserve(keys=_keys(reservation.accounts), args=args)
+        if int(refused) < 0:
+            return Admission(unseeded=reservation.accounts[-int(refused) - 1])
         refusing = reservation.accounts[int(refused) - 1] if int(refused) else None
         return Admission(refused=refusing, edge=bool(int(edge)))
 
@@ -235,14 +266,21 @@ class RedisSpendStore:
     async def spent(self, account: Account, *, now: float) -> Spend:
         async with asyncio.timeout(self._timeout):
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hmget(account.spent_key, ["t", "c"])
+                pipe.hmget(account.spent_key, ["t", "c", "s"])
                 pipe.zrangebyscore(account.open_key, f"({now}", "+inf")
-                (tokens, cost), open_members = await pipe.execute()
+                (tokens, cost, seeded), open_members = await pipe.execute()
         held = [_parse(m.decode() if isinstance(m, bytes) else m) for m in open_members]
         return Spend(
             tokens=int(tokens or 0), cost=float(cost or 0),
             reserved_tokens=sum(t for t, _ in held), reserved_cost=sum(c for _, c in held),
+            seeded=seeded is not None,
         )  # fmt: skip
+
+    async def seed(self, account: Account, *, tokens: int, cost: float) -> None:
+        async with asyncio.timeout(self._timeout):
+            await self._seed(
+                keys=[account.spent_key], args=[tokens, repr(cost), account.expires_at]
+            )
 
 
 @dataclass(slots=True)
@@ -252,6 +290,7 @@ class _Ledger:
     # member -> when it stops counting
     open: dict[str, float] = field(default_factory=dict)
     expires_at: float = 0.0
+    seeded: bool = False
 
 
 class MemorySpendStore:
@@ -278,6 +317,7 @@ class MemorySpendStore:
         return Spend(
             tokens=ledger.tokens, cost=ledger.cost,
             reserved_tokens=sum(t for t, _ in held), reserved_cost=sum(c for _, c in held),
+            seeded=ledger.seeded,
         )  # fmt: skip
 
     async def reserve(
@@ -286,6 +326,8 @@ class MemorySpendStore:
         edge = False
         ledgers = [self._ledger(account, now) for account in reservation.accounts]
         for account, ledger in zip(reservation.accounts, ledgers, strict=True):
+            if not ledger.seeded:
+                return Admission(unseeded=account)
             refused, at_edge = _judge(account, self._spend(ledger), reservation, prompt_cost)
             if refused:
                 return Admission(refused=account)
@@ -304,3 +346,10 @@ class MemorySpendStore:
 
     async def spent(self, account: Account, *, now: float) -> Spend:
         return self._spend(self._ledger(account, now))
+
+    async def seed(self, account: Account, *, tokens: int, cost: float) -> None:
+        ledger = self._ledger(account, min(datetime.now(UTC).timestamp(), account.expires_at - 1))
+        if not ledger.seeded:
+            ledger.seeded = True
+            ledger.tokens += tokens
+            ledger.cost += cost

@@ -84,3 +84,22 @@ async def usage_report(
     if group_by == "day":
         return sorted(groups, key=lambda g: g.group or "")
     return sorted(groups, key=lambda g: (-g.cost, g.group is None, g.group or ""))
+
+
+async def spent_between(
+    db: AsyncSession, *, scope: str, subject_id: str, first_day: date, end_day: date
+) -> tuple[int, float]:
+    """The tokens and cost a user (`scope` "user") or API key spent from `first_day` up to
+    `end_day` (excluded), cached answers left out (they cost nothing): what a budget counts."""
+    column = UsageRecord.key_id if scope == "key" else UsageRecord.user_id
+    query = select(
+        func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens),
+        func.sum(UsageRecord.cost),
+    ).where(
+        column == subject_id,
+        UsageRecord.day >= first_day,
+        UsageRecord.day < end_day,
+        UsageRecord.cached.is_(False),
+    )
+    tokens, cost = (await db.execute(query)).one()
+    return int(tokens or 0), float(cost or 0)

@@ -5,10 +5,12 @@ Redis alike."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert
 
 from chatgate.budgets.schemas import BudgetSpec
 from chatgate.budgets.service import BudgetExceeded, Budgets
@@ -16,6 +18,7 @@ from chatgate.budgets.store import MemorySpendStore, RedisSpendStore
 from chatgate.core.db import Database
 from chatgate.core.redis import connect_redis
 from chatgate.providers.base import Usage
+from chatgate.usage.models import UsageRecord
 from tests.budgets.conftest import BudgetGateway, new_user
 
 
@@ -128,3 +131,69 @@ async def test_a_user_and_a_key_budget_both_hold(budgets: Budgets) -> None:
     assert (await budgets.view(user_row, now=now)).spent_tokens == 40
     assert (await budgets.view(await budgets.row("key", key), now=now)).spent_tokens == 40
     assert await budgets.applying(user_id=new_user(), key_id=None) == ()
+
+
+async def test_a_budget_counts_what_the_ledger_holds_of_its_period_and_survives_a_lost_store(
+    budget_gateway: BudgetGateway, budgets: Budgets, request: pytest.FixtureRequest
+) -> None:
+    """Set mid-period, a budget starts from the usage ledger's figures for the period (cached
+    answers and other days left out); a store that lost them (Redis emptied, an embedded process
+    restarted: a new memory store) is seeded again, not unlimited."""
+    subject = await budget_for(budgets, period="day", max_tokens=100)
+    noon = datetime(2030, 9, 9, 12, tzinfo=UTC)
+    database = Database(budget_gateway.database_url)
+    try:
+        async with database.session() as db:
+            await db.execute(
+                insert(UsageRecord),
+                [
+                    usage_row(subject, noon - timedelta(hours=3), tokens=(30, 40), cost=0.5),
+                    usage_row(subject, noon - timedelta(hours=1), tokens=(5, 5), cost=0.0),
+                    usage_row(subject, noon, tokens=(50, 50), cost=0.0, cached=True),
+                    usage_row(subject, noon - timedelta(days=1), tokens=(500, 500), cost=9.0),
+                    usage_row(new_user(), noon, tokens=(500, 500), cost=9.0),
+                ],
+            )
+            await db.commit()
+    finally:
+        await database.close()
+    row = await budgets.row("user", subject)
+    assert (await budgets.view(row, now=noon)).spent_tokens == 80
+    applying = await budgets.applying(user_id=subject, key_id=None)
+    with pytest.raises(BudgetExceeded):
+        await budgets.reserve(applying, model="m", prompt_tokens=21, answer_tokens=0, now=noon)
+    held = await budgets.reserve(applying, model="m", prompt_tokens=20, answer_tokens=0, now=noon)
+    await budgets.settle(held, Usage(15, 0))
+    assert (await budgets.view(row, now=noon)).spent_tokens == 95
+
+    # The store loses everything: this period's spend comes back from the ledger, not zero.
+    if request.node.callspec.params["budgets"] == "redis":
+        (account,) = (a.account(noon) for a in applying)
+        redis = connect_redis(budget_gateway.redis.url)
+        try:
+            await redis.delete(account.spent_key, account.open_key)
+        finally:
+            await redis.aclose()
+        assert (await budgets.view(row, now=noon)).spent_tokens == 80  # the 15: not in the ledger
+    else:  # a process restarted: a new store in memory
+        database = Database(budget_gateway.database_url)
+        try:
+            restarted = Budgets(database=database, redis=None, store=MemorySpendStore())
+            assert (await restarted.view(row, now=noon)).spent_tokens == 80
+            with pytest.raises(BudgetExceeded):
+                await restarted.reserve(
+                    applying, model="m", prompt_tokens=21, answer_tokens=0, now=noon
+                )
+        finally:
+            await database.close()
+
+
+def usage_row(
+    user: str, at: datetime, *, tokens: tuple[int, int], cost: float, cached: bool = False
+) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(), "created_at": at, "day": at.date(), "user_id": user, "key_id": None,
+        "assistant_id": "echo", "route": "chat", "engine": None if cached else "double",
+        "model": "m", "prompt_tokens": tokens[0], "completion_tokens": tokens[1], "cost": cost,
+        "cached": cached, "fallback": False,
+    }  # fmt: skip
