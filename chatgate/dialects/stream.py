@@ -23,7 +23,8 @@ async def open_stream(call: EngineCall) -> tuple[Chunk, AsyncIterator[Chunk], di
     try:
         first = await anext(chunks, None)
     except BaseException:
-        await asyncio.shield(call.meter.settle())
+        if call.meter.reservation is not None:  # a shield is a task: only when one is held
+            await asyncio.shield(call.meter.settle())
         raise
     if first is None:
         await call.meter.settle()
@@ -41,7 +42,8 @@ async def whole_answer(call: EngineCall) -> AnswerSoFar:
             answer.see(chunk)
     finally:
         # A failed or cancelled call ends its reservation with what came (the charge below
-        # then settles nothing more).
-        await asyncio.shield(call.meter.settle(answer.usage, answer.text))
+        # then settles nothing more). A shield is a task: only when a reservation is held.
+        if call.meter.reservation is not None:
+            await asyncio.shield(call.meter.settle(answer.usage, answer.text))
     await call.meter.charge(answer.usage, answer.text)
     return answer
