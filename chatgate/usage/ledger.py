@@ -1,6 +1,9 @@
-"""The usage ledger: a row per engine call (and per cached answer), written off the request path.
+"""The usage ledger: engine calls (and cached answers), written off the request path.
 
-`record` only appends to this process's buffer (a few µs, no I/O). One task writes the buffer:
+`record` only adds to this process's buffer (a few µs, no I/O): a call of the same day, user,
+key, assistant, route, engine and model as one already waiting (cached and fallback alike) is
+summed into that row, whose `calls` counts them, so a busy process writes a row per caller and
+model each second, not one per call. One task writes the buffer:
 every second, or at once when BATCH rows wait, as multi-row INSERTs in one transaction, each
 write bounded in time. A write that fails keeps its rows, and the next tries again after a
 backoff; the buffer holds at most MAX_ROWS, past which new rows are dropped, counted
@@ -50,6 +53,8 @@ class Ledger:
         self._every = every
         self.prices = prices
         self._buffer: list[dict[str, Any]] = []
+        # The rows still waiting that a call may be summed into, by what they are about.
+        self._open: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -103,30 +108,36 @@ class Ledger:
         if (child := self._cost_children.get(label)) is None:
             child = self._cost_children[label] = metrics.cost.labels(*label)
         child.inc(cost)
+        day = now.date()
+        about = (day, user, key_id, assistant_id, route, engine, model, cached, fallback)
+        if (row := self._open.get(about)) is not None:
+            row["calls"] += 1
+            row["prompt_tokens"] += prompt_tokens
+            row["completion_tokens"] += completion_tokens
+            row["cost"] += cost
+            return cost
         if len(self._buffer) >= MAX_ROWS:
             self._drop()
             return cost
         # Cut to the columns' lengths: PostgreSQL refuses a longer value, and one such row
         # would fail every write of the rows around it.
-        self._buffer.append(
-            {
-                "created_at": now, "day": now.date(), "user_id": user[:255],
-                "key_id": key_id and key_id[:64],
-                "assistant_id": assistant_id and assistant_id[:64],
-                "route": (route or "unknown")[:32], "engine": engine and engine[:64],
-                "model": model[:200], "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens, "cost": cost, "cached": cached,
-                "fallback": fallback,
-            }
-        )  # fmt: skip
+        row = self._open[about] = {
+            "created_at": now, "day": day, "user_id": user[:255],
+            "key_id": key_id and key_id[:64], "assistant_id": assistant_id and assistant_id[:64],
+            "route": (route or "unknown")[:32], "engine": engine and engine[:64],
+            "model": model[:200], "calls": 1, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens, "cost": cost, "cached": cached,
+            "fallback": fallback,
+        }  # fmt: skip
+        self._buffer.append(row)
         if len(self._buffer) >= BATCH:
             self._wake.set()
         return cost
 
     @property
     def pending(self) -> int:
-        """Rows recorded and not yet written."""
-        return len(self._buffer)
+        """Calls recorded and not yet written."""
+        return sum(row["calls"] for row in self._buffer)
 
     def _drop(self) -> None:
         self._dropped += 1
@@ -167,6 +178,7 @@ class Ledger:
         transaction; on failure they go back in front of any recorded meanwhile. Whether they
         were written."""
         async with self._write_lock:
+            self._open.clear()  # a row being written takes no more calls
             rows = self._buffer[:WRITE_ROWS]
             del self._buffer[:WRITE_ROWS]
             if not rows:
@@ -199,6 +211,7 @@ class Ledger:
         old = utcnow() - ERASED_KEEP
         self._erased = {u: t for u, t in self._erased.items() if t > old}
         self._erased[user_id] = erased_at
+        self._open.clear()  # their rows are ERASED's now: no later call of theirs joins them
         buffered = [row for row in self._buffer if row["user_id"] == user_id]
         for row in buffered:
             row["user_id"] = ERASED
@@ -220,14 +233,14 @@ class Ledger:
         if self._task is not None:
             await asyncio.wait([self._task], timeout=WRITE_SECONDS)
         deadline = time.monotonic() + CLOSE_SECONDS
-        left = len(self._buffer)
+        left = self.pending
         while self._buffer and time.monotonic() < deadline:
             if not await self._write():
                 await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0)))
         if self._buffer:
             log.error(
-                "usage ledger: %d rows could not be written before the process ended; lost",
-                len(self._buffer),
+                "usage ledger: %d calls could not be written before the process ended; lost",
+                self.pending,
             )
         elif left:
-            log.info("usage ledger: %d rows written at close", left)
+            log.info("usage ledger: %d calls written at close", left)

@@ -1,4 +1,4 @@
-"""The usage ledger's tables (migration 0017): one row per engine call or cached answer, and the
+"""The usage ledger's tables (migration 0017): rows of engine calls or cached answers, and the
 prices per model the calls are costed at."""
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class UsageRecord(Base):
     route: Mapped[str] = mapped_column(String(32))
     engine: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: cached
     model: Mapped[str] = mapped_column(String(200))
+    # Calls summed in this row: of one day, user, key, assistant, route, engine and model,
+    # recorded within one write of the ledger (usage/ledger.py).
+    calls: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     cost: Mapped[float] = mapped_column(Float)

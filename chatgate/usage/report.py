@@ -53,11 +53,11 @@ async def usage_report(
     column = COLUMNS[group_by]
     query = select(
         column,
-        func.count(),
+        func.sum(UsageRecord.calls),
         func.sum(UsageRecord.prompt_tokens),
         func.sum(UsageRecord.completion_tokens),
         func.sum(UsageRecord.cost),
-        func.sum(cast(UsageRecord.cached, Integer)),
+        func.sum(cast(UsageRecord.cached, Integer) * UsageRecord.calls),
     ).group_by(column)
     if since is not None:
         query = query.where(UsageRecord.created_at >= since)
@@ -73,7 +73,7 @@ async def usage_report(
     groups = [
         UsageGroup(
             group=group.isoformat() if isinstance(group, date) else group,
-            requests=requests,
+            requests=int(requests or 0),
             prompt_tokens=int(prompt or 0),
             completion_tokens=int(completion or 0),
             cost=float(cost or 0),

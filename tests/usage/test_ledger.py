@@ -99,7 +99,8 @@ async def test_calls_are_written_in_batches_off_the_request_path(database: Datab
     await ledger.start()
     try:
         started = time.perf_counter()
-        costs = [record(ledger) for _ in range(1200)]
+        # Callers of their own: calls of one caller are summed into a row (below).
+        costs = [record(ledger, user=f"u{i}") for i in range(1200)]
         took = time.perf_counter() - started
         # Nothing written on the caller's path: 1,200 calls are all still in the buffer.
         assert not inserts and ledger.pending == 1200
@@ -117,11 +118,31 @@ async def test_calls_are_written_in_batches_off_the_request_path(database: Datab
     assert 3 <= len(inserts) <= 4, len(inserts)
     assert max(statement.count("), (") for statement in inserts) == 499
     stored = await rows(database)
-    assert {(r.user_id, r.route, r.engine, r.model, r.cached) for r in stored} == {
-        ("u1", "chat", "e1", "m1", False)
+    assert {(r.route, r.engine, r.model, r.cached, r.calls) for r in stored} == {
+        ("chat", "e1", "m1", False, 1)
     }
+    assert len({r.user_id for r in stored}) == 1200
     assert sum(r.cost for r in stored) == pytest.approx(1200 * costs[0])
     assert {r.day for r in stored} == {r.created_at.date() for r in stored}
+
+
+async def test_a_callers_calls_of_one_model_are_summed_into_one_row(database: Database) -> None:
+    inserts = count_inserts(database)
+    ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
+    for _ in range(2000):
+        record(ledger)
+    record(ledger, model="m2")  # another model, another row
+    record(ledger, engine=None, cached=True)  # a cached answer likewise
+    assert ledger.pending == 2002
+    assert await ledger.flush()
+    for _ in range(3):
+        record(ledger)  # after the write: a row of its own
+    await ledger.close()
+    stored = await rows(database)
+    assert sorted((r.model, r.cached, r.calls, r.prompt_tokens) for r in stored) == [
+        ("m1", False, 3, 30), ("m1", False, 2000, 20_000), ("m1", True, 1, 10), ("m2", False, 1, 10)
+    ]  # fmt: skip
+    assert len(inserts) == 2
 
 
 async def test_a_cached_answer_costs_nothing(database: Database) -> None:
@@ -168,8 +189,8 @@ async def test_a_failed_write_keeps_its_rows_and_the_next_one_writes_them(
         await wait_for(recovered)
     finally:
         await ledger.close()
-    assert len(await rows(database, user_id="u1")) == 300
-    assert len(await rows(database, user_id="u2")) == 1
+    assert sum(r.calls for r in await rows(database, user_id="u1")) == 300
+    assert sum(r.calls for r in await rows(database, user_id="u2")) == 1
 
 
 async def test_close_writes_every_row_left(database: Database) -> None:
@@ -178,7 +199,7 @@ async def test_close_writes_every_row_left(database: Database) -> None:
     for _ in range(77):
         record(ledger)
     await ledger.close()  # within the writer's second: all 77 were still waiting
-    assert len(await rows(database)) == 77
+    assert sum(r.calls for r in await rows(database)) == 77
 
 
 async def test_a_full_buffer_drops_and_counts_rather_than_grow(
@@ -186,8 +207,8 @@ async def test_a_full_buffer_drops_and_counts_rather_than_grow(
 ) -> None:
     monkeypatch.setattr("chatgate.usage.ledger.MAX_ROWS", 10)
     ledger = Ledger(database=database, prices=Prices(database=database, redis=None))
-    for _ in range(15):
-        record(ledger)
+    for i in range(15):
+        record(ledger, user=f"u{i}")  # a row each
     assert ledger.pending == 10 and ledger._dropped == 5
     await ledger.close()
     assert len(await rows(database)) == 10
@@ -226,6 +247,6 @@ async def test_an_overlong_value_is_cut_rather_than_fail_the_rows_around_it(
     assert await ledger.flush()
     await ledger.close()
     stored = await rows(database)
-    assert len(stored) == 3
+    assert len(stored) == 2 and sum(r.calls for r in stored) == 3
     assert max(len(r.model) for r in stored) == 200
     assert max(len(r.engine or "") for r in stored) == 64

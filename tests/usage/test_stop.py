@@ -66,11 +66,13 @@ async def test_sigterm_writes_every_recorded_call_before_exit(
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/chatgate.db")
     try:
         async with engine.connect() as conn:
-            written = await conn.scalar(select(func.count()).select_from(UsageRecord))
-            by_route = select(UsageRecord.route, func.count()).group_by(UsageRecord.route)
+            written = await conn.scalar(select(func.sum(UsageRecord.calls)))
+            by_route = select(UsageRecord.route, func.sum(UsageRecord.calls)).group_by(
+                UsageRecord.route
+            )
             routes = dict((await conn.execute(by_route)).all())
     finally:
         await engine.dispose()
     assert written == FINISHED + DRAINED
     assert routes == {"chat_completions": FINISHED, "chat": DRAINED}
-    assert f"usage ledger: {FINISHED + DRAINED} rows written at close" in served.output_text()
+    assert f"usage ledger: {FINISHED + DRAINED} calls written at close" in served.output_text()

@@ -61,7 +61,7 @@ async def test_a_workers_engine_call_is_charged_to_the_caller_and_written_at_sto
     lines = [
         json.loads(line) for line in procs[0].stderr.read().splitlines() if line.startswith(b"{")
     ]
-    assert any(line["message"] == "usage ledger: 1 rows written at close" for line in lines)
+    assert any(line["message"] == "usage ledger: 1 calls written at close" for line in lines)
     engine = create_async_engine(queued_settings.database_url)
     try:
         async with engine.connect() as conn:

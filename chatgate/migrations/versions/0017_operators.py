@@ -1,8 +1,9 @@
-"""The operators' tables: the usage ledger (`usage_records`, one row per engine call or cached
-answer) and the prices it is costed at (`model_prices`); budgets per user or API key
-(`budgets`); hand-offs to a person (`handoffs`, one per session, gone with it) and an
-assistant's hand-off policy (`assistants.handoff`); every version of every assistant
-(`assistant_versions`, the current one of each written here from `assistants`).
+"""The operators' tables: the usage ledger (`usage_records`: engine calls and cached answers, a
+caller's calls of one model within a write summed in a row) and the prices it is costed at
+(`model_prices`); budgets per user or API key (`budgets`); hand-offs to a person (`handoffs`,
+one per session, gone with it) and an assistant's hand-off policy (`assistants.handoff`); every
+version of every assistant (`assistant_versions`, the current one of each written here from
+`assistants`).
 
 Revision ID: 0017
 Revises: 0016
@@ -39,6 +40,7 @@ def upgrade() -> None:
         sa.Column("route", sa.String(32), nullable=False),
         sa.Column("engine", sa.String(64), nullable=True),
         sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False, server_default="1"),
         sa.Column("prompt_tokens", sa.Integer(), nullable=False),
         sa.Column("completion_tokens", sa.Integer(), nullable=False),
         sa.Column("cost", sa.Float(), nullable=False),
