@@ -3,14 +3,13 @@
 
 import { getJSON, sendJSON } from "./api.js";
 import {
-  confirmAction,
   count,
   empty,
-  errorText,
   fill,
   h,
   field,
   money,
+  removeAfterAsking,
   say,
   submitting,
   table,
@@ -106,23 +105,16 @@ export function renderBudgets(box, signal) {
       load();
     });
   });
-  const remove = async (b) => {
-    if (
-      !(await confirmAction(
-        `Remove the budget of ${b.scope} ${b.id}?`,
-        "Its calls are no longer limited by it.",
-        "Remove",
-      ))
-    )
-      return;
-    try {
-      await sendJSON("DELETE", `/v1/admin/budgets/${b.scope}/${encodeURIComponent(b.id)}`);
-      say(line, `The budget of ${b.scope} ${b.id} is removed.`);
-      load();
-    } catch (error) {
-      say(line, errorText(error), true);
-    }
-  };
+  const remove = (b) =>
+    removeAfterAsking({
+      title: `Remove the budget of ${b.scope} ${b.id}?`,
+      text: "Its calls are no longer limited by it.",
+      ok: "Remove",
+      path: `/v1/admin/budgets/${b.scope}/${encodeURIComponent(b.id)}`,
+      done: `The budget of ${b.scope} ${b.id} is removed.`,
+      line,
+      reload: load,
+    });
   const load = () =>
     fill(
       list,

@@ -3,7 +3,6 @@
 
 import { getJSON, sendJSON, withQuery } from "./api.js";
 import {
-  confirmAction,
   count,
   empty,
   errorText,
@@ -12,6 +11,7 @@ import {
   field,
   header,
   money,
+  removeAfterAsking,
   say,
   section,
   submitting,
@@ -124,21 +124,16 @@ export function render(root, _rest, signal) {
     });
   });
 
-  const revoke = async (key) => {
-    const ok = await confirmAction(
-      `Revoke “${key.name}”?`,
-      "Calls with this key are refused from now on. This cannot be undone.",
-      "Revoke",
-    );
-    if (!ok) return;
-    try {
-      await sendJSON("DELETE", `/v1/admin/keys/${encodeURIComponent(key.id)}`);
-      say(listLine, `“${key.name}” is revoked.`);
-      load();
-    } catch (error) {
-      say(listLine, errorText(error), true);
-    }
-  };
+  const revoke = (key) =>
+    removeAfterAsking({
+      title: `Revoke “${key.name}”?`,
+      text: "Calls with this key are refused from now on. This cannot be undone.",
+      ok: "Revoke",
+      path: `/v1/admin/keys/${encodeURIComponent(key.id)}`,
+      done: `“${key.name}” is revoked.`,
+      line: listLine,
+      reload: load,
+    });
 
   const load = () =>
     fill(

@@ -2,7 +2,7 @@
 // the list, and a form to set or remove one. A change applies to usage recorded after it.
 
 import { getJSON, sendJSON } from "./api.js";
-import { confirmAction, empty, errorText, fill, h, field, say, submitting, table, values } from "./ui.js";
+import { empty, fill, h, field, removeAfterAsking, say, submitting, table, values } from "./ui.js";
 
 /** A model's name in a path: it may hold "/" (openai/gpt-4o), which the route keeps. */
 const modelPath = (model) => `/v1/admin/prices/${model.split("/").map(encodeURIComponent).join("/")}`;
@@ -51,21 +51,16 @@ export function renderPrices(box, signal) {
       load();
     });
   });
-  const remove = async (price) => {
-    const ok = await confirmAction(
-      `Remove the price of ${price.model}?`,
-      "What it is used for from now on costs nothing in the ledger.",
-      "Remove",
-    );
-    if (!ok) return;
-    try {
-      await sendJSON("DELETE", modelPath(price.model));
-      say(line, `The price of ${price.model} is removed.`);
-      load();
-    } catch (error) {
-      say(line, errorText(error), true);
-    }
-  };
+  const remove = (price) =>
+    removeAfterAsking({
+      title: `Remove the price of ${price.model}?`,
+      text: "What it is used for from now on costs nothing in the ledger.",
+      ok: "Remove",
+      path: modelPath(price.model),
+      done: `The price of ${price.model} is removed.`,
+      line,
+      reload: load,
+    });
   const load = () =>
     fill(
       list,

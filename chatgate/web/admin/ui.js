@@ -1,7 +1,7 @@
 // Small pieces every view uses: elements, the loading / empty / error states, tables that
 // scroll on a phone, forms read as objects, a confirmation, and how numbers and times read.
 
-import { ApiError } from "./api.js";
+import { ApiError, sendJSON } from "./api.js";
 
 /** An element: attributes (on* are listeners; `text` is textContent), then children. Text is
  * always text: nothing here parses HTML. */
@@ -195,6 +195,19 @@ export function confirmAction(title, text, ok = "OK") {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
   });
+}
+
+/** Asks (`title`, `text`, the button's `ok`), then DELETEs `path`; says `done` or the error in
+ * `line`, and `reload`s after a removal. */
+export async function removeAfterAsking({ title, text, ok, path, done, line, reload }) {
+  if (!(await confirmAction(title, text, ok))) return;
+  try {
+    await sendJSON("DELETE", path);
+    say(line, done);
+    reload();
+  } catch (error) {
+    say(line, errorText(error), true);
+  }
 }
 
 const numbers = new Intl.NumberFormat("en-US");
