@@ -4,9 +4,11 @@ rows a second its writer puts into PostgreSQL, in a database of its own (dropped
     .venv/bin/python bench/ledger.py [--calls 100000] [--pg postgresql://postgres@127.0.0.1:5432/test]
 
 Three figures: `record` alone; a backlog of `--calls` rows written in one go (`flush`, as after
-an outage or at a stop: statements of 500 rows in one transaction), the rows a second the writer
-can sustain; and the writer as it runs, its task writing each second or at 500 rows while
-callers record RATE calls a second for a few seconds (how many wait at most, any dropped).
+an outage or at a stop: statements of 500 rows in one transaction; each call of a caller of its
+own, so none is summed into another's row), the rows a second the writer can sustain; and the
+writer as it runs, its task writing each second or at 500 rows while 1,000 callers record RATE
+calls a second for a few seconds (how many wait at most, any dropped, and the rows their calls
+were summed into).
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ import secrets
 import time
 
 import asyncpg
+from sqlalchemy import func, select
 
 from chatgate.core.config import PriceConfig
 from chatgate.core.db import Database
 from chatgate.core.migrate import upgrade_database
 from chatgate.usage.ledger import MAX_ROWS, Ledger
+from chatgate.usage.models import UsageRecord
 from chatgate.usage.prices import Prices
 
 SUSTAIN_SECONDS = 5.0
 RATE = 5_000  # calls a second in the running phase: more than one process answers
 
 
-def record(ledger: Ledger, i: int) -> None:
+def record(ledger: Ledger, i: int, *, users: int = 1000) -> None:
     ledger.record(
-        user_id=f"user-{i % 1000}", key_id=None if i % 3 else f"key-{i % 50}",
+        user_id=f"user-{i % users}", key_id=None if i % 3 else f"key-{i % 50}",
         assistant_id="support", route="chat_completions", engine="openai",
         model="gpt-4o-mini", prompt_tokens=120 + i % 50, completion_tokens=80,
     )  # fmt: skip
@@ -44,7 +48,7 @@ async def run(url: str, calls: int) -> None:
         idle = Ledger(database=database, prices=prices)  # not started: record() alone
         started = time.perf_counter()
         for i in range(min(calls, MAX_ROWS)):
-            record(idle, i)
+            record(idle, i, users=calls)
         took = time.perf_counter() - started
         print(f"record: {took / min(calls, MAX_ROWS) * 1e6:.2f} µs a call (no I/O)")
 
@@ -67,9 +71,12 @@ async def run(url: str, calls: int) -> None:
         produced = time.perf_counter() - started
         await live.close()
         took = time.perf_counter() - started
+        async with database.session() as db:
+            rows = await db.scalar(select(func.count()).select_from(UsageRecord)) or 0
+        summed_into = rows - min(calls, MAX_ROWS)
         print(f"running writer at {RATE:,} calls/s for {produced:.1f} s: {recorded:,} recorded, "
               f"at most {worst:,} waiting, {live._dropped} dropped, the last written "
-              f"{took - produced:.2f} s after")  # fmt: skip
+              f"{took - produced:.2f} s after, as {summed_into:,} rows")  # fmt: skip
     finally:
         await database.close()
 
